@@ -1,0 +1,199 @@
+# bpfprof — continuous whole-system CPU profiler.
+#
+#   make            build build/bpfprof
+#   sudo make run   install missing packages, build, start the agent on 127.0.0.1:7071
+#   sudo make test  install missing packages, build, run unit and end-to-end tests
+#   make bench      compare bpfprof with perf side by side (needs root)
+#   make install    install to $(PREFIX)/bin
+#   make sanitize   unit tests under ASan/UBSan
+#   make format / make lint
+#
+# All output goes to $(BUILD) (default build/); several builds may coexist
+# (make BUILD=build-asan ...).
+
+BUILD ?= build
+PREFIX ?= /usr/local
+CC ?= gcc
+CLANG ?= clang
+BPFTOOL ?= bpftool
+PKG_CONFIG ?= pkg-config
+HTTP_ADDRESS ?= 127.0.0.1:7071
+
+ARCH := $(shell uname -m | sed -e 's/x86_64/x86/' -e 's/aarch64/arm64/')
+PKGS := libbpf libelf libdw libmicrohttpd libprotobuf-c zlib
+PKG_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS := $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null)
+
+OPT ?= -O2
+WARN := -Wall -Wextra -Werror -Wno-missing-field-initializers
+CFLAGS ?= $(OPT) -g
+override CFLAGS += $(WARN) -std=gnu11 -D_GNU_SOURCE -fno-omit-frame-pointer \
+	-I. -I$(BUILD) -I$(BUILD)/proto $(PKG_CFLAGS) $(EXTRA_CFLAGS)
+LDFLAGS += $(EXTRA_LDFLAGS)
+LDLIBS := $(PKG_LIBS) -lpthread -lm
+
+# ---- sources ---------------------------------------------------------------
+
+LIB_SRCS := $(wildcard common/*.c symbolizer/*.c server/*.c) \
+	$(filter-out profiler/main.c,$(wildcard profiler/*.c))
+PROTO_C := $(BUILD)/proto/pprof.pb-c.c
+LIB_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRCS)) $(BUILD)/obj/proto/pprof.pb-c.o
+BPF_SRCS := $(wildcard bpf/*.bpf.c)
+SKELS := $(patsubst bpf/%.bpf.c,$(BUILD)/%.skel.h,$(BPF_SRCS))
+VMLINUX_H := $(BUILD)/vmlinux.h
+
+UNIT_SRCS := $(wildcard tests/unit/*.c)
+E2E_SRCS := $(wildcard tests/e2e/*.c)
+TEST_COMMON_SRCS := $(wildcard tests/common/*.c)
+TEST_COMMON_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(TEST_COMMON_SRCS))
+
+.PHONY: all deps run test unit e2e bench install uninstall clean sanitize format lint fixtures
+.DEFAULT_GOAL := all
+.SECONDARY:
+
+all: $(BUILD)/bpfprof
+
+# ---- generated files -------------------------------------------------------
+
+# vmlinux.h from the running kernel's BTF; the committed, minimal
+# bpf/vmlinux_fallback.h is used where the kernel has no BTF.
+$(VMLINUX_H):
+	@mkdir -p $(@D)
+	@if [ -r /sys/kernel/btf/vmlinux ] && command -v $(BPFTOOL) >/dev/null; then \
+		echo "  GEN     $@ (from /sys/kernel/btf/vmlinux)"; \
+		$(BPFTOOL) btf dump file /sys/kernel/btf/vmlinux format c > $@.tmp && mv $@.tmp $@; \
+	else \
+		echo "  GEN     $@ (fallback: no kernel BTF or bpftool)"; \
+		cp bpf/vmlinux_fallback.h $@; \
+	fi
+
+$(BUILD)/%.bpf.o: bpf/%.bpf.c bpf/*.h $(VMLINUX_H)
+	@mkdir -p $(@D)
+	@echo "  BPF     $@"
+	@$(CLANG) -g -O2 -target bpf -mcpu=v3 -D__TARGET_ARCH_$(ARCH) -I$(BUILD) -Ibpf \
+		-idirafter /usr/include/$(shell $(CC) -dumpmachine) \
+		-Wall -Werror -c $< -o $@
+	@llvm-strip -g $@ 2>/dev/null || true
+
+$(BUILD)/%.skel.h: $(BUILD)/%.bpf.o
+	@echo "  SKEL    $@"
+	@$(BPFTOOL) gen skeleton $< name $(subst -,_,$*)_bpf > $@.tmp && mv $@.tmp $@
+
+$(PROTO_C): profiler/pprof.proto
+	@mkdir -p $(@D)
+	@echo "  PROTO   $<"
+	@protoc-c --proto_path=profiler --c_out=$(@D) $<
+
+# ---- objects ---------------------------------------------------------------
+
+$(BUILD)/obj/proto/%.o: $(BUILD)/proto/%.c
+	@mkdir -p $(@D)
+	@echo "  CC      $@"
+	@$(CC) $(CFLAGS) -Wno-unused-parameter -MMD -MP -c $< -o $@
+
+$(BUILD)/obj/%.o: %.c $(SKELS) $(PROTO_C)
+	@mkdir -p $(@D)
+	@echo "  CC      $@"
+	@$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/libbpfprof.a: $(LIB_OBJS)
+	@echo "  AR      $@"
+	@rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/bpfprof: $(BUILD)/obj/profiler/main.o $(BUILD)/libbpfprof.a
+	@echo "  LD      $@"
+	@$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
+
+# ---- fixtures (built with known flags; see tests/fixtures/README.md) --------
+
+FIX := $(BUILD)/fixtures
+FIX_FP := -O2 -g -fno-omit-frame-pointer -mno-omit-leaf-frame-pointer -fno-inline \
+	-fno-optimize-sibling-calls -fno-pie -no-pie
+FIXTURES := $(FIX)/fpchains $(FIX)/elfsyms $(FIX)/elfsyms-stripped $(FIX)/burn
+
+fixtures: $(FIXTURES)
+
+$(FIX)/fpchains: tests/fixtures/fpchains.c
+	@mkdir -p $(@D)
+	@echo "  FIXTURE $@"
+	@$(CC) $(FIX_FP) -pthread -o $@ $<
+
+$(FIX)/burn: tests/fixtures/burn.c
+	@mkdir -p $(@D)
+	@echo "  FIXTURE $@"
+	@$(CC) $(FIX_FP) -pthread -o $@ $<
+
+$(FIX)/elfsyms: tests/fixtures/elfsyms.c
+	@mkdir -p $(@D)
+	@echo "  FIXTURE $@"
+	@$(CC) -O1 -g -fno-inline -Wl,--build-id=sha1 -o $@ $<
+
+# Same program stripped of .symtab: only .dynsym (exported with -rdynamic) remains.
+$(FIX)/elfsyms-stripped: tests/fixtures/elfsyms.c
+	@mkdir -p $(@D)
+	@echo "  FIXTURE $@"
+	@$(CC) -O1 -fno-inline -rdynamic -Wl,--build-id=sha1 -o $@ $< && strip --strip-all $@
+
+# ---- tests -----------------------------------------------------------------
+
+$(BUILD)/tests/unit_tests: $(patsubst %.c,$(BUILD)/obj/%.o,$(UNIT_SRCS)) $(TEST_COMMON_OBJS) $(BUILD)/libbpfprof.a
+	@mkdir -p $(@D)
+	@echo "  LD      $@"
+	@$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcriterion
+
+$(BUILD)/tests/e2e_tests: $(patsubst %.c,$(BUILD)/obj/%.o,$(E2E_SRCS)) $(TEST_COMMON_OBJS) $(BUILD)/libbpfprof.a
+	@mkdir -p $(@D)
+	@echo "  LD      $@"
+	@$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcriterion
+
+unit: $(BUILD)/tests/unit_tests $(FIXTURES)
+	@BPFPROF_BUILD=$(BUILD) tests/run.sh unit $(BUILD)/tests/unit_tests
+
+e2e: $(BUILD)/bpfprof $(BUILD)/tests/e2e_tests $(FIXTURES)
+	@BPFPROF_BUILD=$(BUILD) tests/run.sh e2e $(BUILD)/tests/e2e_tests
+
+# `make test` installs what is missing, then runs both suites in a sub-make
+# so that pkg-config sees the freshly installed packages.
+test: deps
+	@$(MAKE) --no-print-directory $(BUILD)/bpfprof $(BUILD)/tests/unit_tests \
+		$(BUILD)/tests/e2e_tests fixtures
+	@BPFPROF_BUILD=$(BUILD) tests/run.sh all $(BUILD)/tests/unit_tests $(BUILD)/tests/e2e_tests
+
+sanitize:
+	@$(MAKE) --no-print-directory BUILD=build-asan OPT=-O1 \
+		EXTRA_CFLAGS="-fsanitize=address,undefined -fno-sanitize-recover=undefined" \
+		EXTRA_LDFLAGS="-fsanitize=address,undefined" unit
+
+# ---- run, bench, install ---------------------------------------------------
+
+deps:
+	@scripts/deps.sh
+
+run: deps
+	@$(MAKE) --no-print-directory $(BUILD)/bpfprof
+	@echo "bpfprof agent: http://$(HTTP_ADDRESS)/  (Ctrl-C to stop)"
+	@$(BUILD)/bpfprof agent --http-address $(HTTP_ADDRESS)
+
+bench: deps
+	@$(MAKE) --no-print-directory $(BUILD)/bpfprof fixtures
+	@BPFPROF_BUILD=$(BUILD) bench/run.sh
+
+install: $(BUILD)/bpfprof
+	install -D -m 0755 $(BUILD)/bpfprof $(DESTDIR)$(PREFIX)/bin/bpfprof
+
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/bin/bpfprof
+
+clean:
+	rm -rf $(BUILD) build-asan
+
+FORMAT_SRCS = $(shell git ls-files '*.c' '*.h' | grep -v '^bpf/vmlinux')
+format:
+	clang-format -i $(FORMAT_SRCS)
+
+lint:
+	clang-format --dry-run --Werror $(FORMAT_SRCS)
+	cppcheck --quiet --error-exitcode=1 --enable=warning,portability \
+		--suppress=missingIncludeSystem -I. common symbolizer profiler server

@@ -1,0 +1,623 @@
+// SPDX-License-Identifier: MIT
+#include "collector.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "../common/util.h"
+#include "sampler.h"
+
+#define DEFAULT_FREQ 99
+#define DEFAULT_DRAIN_MS 5000
+/* Frames one sample can turn into: kernel + user + markers. */
+#define MAX_FRAMES (2 * PROF_MAX_STACK_DEPTH + 4)
+/* Room for a synthesized "module+0xoffset" name. */
+#define SYNTH_LEN 96
+
+/* Kernel addresses start here on x86-64 and arm64 (48-bit VA). */
+#define KERNEL_START 0xffff800000000000ULL
+
+struct prof_window {
+	uint64_t start_ns;  /* CLOCK_MONOTONIC */
+	uint64_t end_ns;
+	uint64_t first_ns;  /* start of the first batch merged, 0 = none yet */
+	int64_t first_wall; /* wall clock of first_ns */
+	uint64_t last_ns;   /* end of the last batch merged */
+	bool done;
+	struct prof_profile *profile;
+	struct prof_window *next;
+};
+
+struct prof_collector {
+	struct prof_sampler *sampler;
+	struct prof_procs *procs;
+	struct sym_dsos *dsos;
+	struct sym_kallsyms *ksyms;
+	char *kernel_build_id;
+	struct prof_collector_opts opts;
+	int64_t period_ns;
+
+	pthread_t thread;
+	bool thread_started;
+	int epfd;
+	int wakefd; /* eventfd: wakes the thread (cut requests, stop) */
+
+	/* Shared with window users, under lock. */
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	struct prof_window *windows;
+	bool cut_requested;
+	bool stopping; /* no new windows; thread finishes after the last drain */
+	bool stopped;  /* thread has done its last drain */
+	volatile sig_atomic_t stop_async;
+	struct prof_collector_stats stats;
+
+	/* Thread-private drain state. */
+	uint64_t last_flip_ns;
+	int64_t last_flip_wall;
+	struct prof_profile *batch;
+	struct prof_loc_in locs[MAX_FRAMES];
+	struct prof_line_in lines[MAX_FRAMES];
+	struct prof_mapping_in maps[MAX_FRAMES];
+	char synth[MAX_FRAMES][SYNTH_LEN];
+};
+
+/* ---- symbolization of one drained entry ---------------------------------- */
+
+static const char *base_name(const char *path)
+{
+	const char *s = strrchr(path, '/');
+
+	return s ? s + 1 : path;
+}
+
+static uint32_t add_marker(struct prof_collector *c, uint32_t n, const char *name)
+{
+	if (n >= MAX_FRAMES)
+		return n;
+	c->lines[n] = (struct prof_line_in){ .name = name };
+	c->locs[n] = (struct prof_loc_in){ .lines = &c->lines[n], .nlines = 1 };
+	return n + 1;
+}
+
+static uint32_t add_kernel_frames(struct prof_collector *c, uint32_t n,
+				  const struct prof_raw_sample *rs)
+{
+	for (uint32_t i = 0; i < rs->nkstack && n < MAX_FRAMES; i++, n++) {
+		uint64_t addr = rs->kstack[i];
+		/* Return addresses point after the call: look up the call itself. */
+		const struct sym_ksym *k =
+			c->ksyms ? sym_kallsyms__find(c->ksyms, i ? addr - 1 : addr) : NULL;
+
+		c->maps[n] = (struct prof_mapping_in){
+			.start = KERNEL_START,
+			.limit = UINT64_MAX,
+			.file = "[kernel.kallsyms]",
+			.build_id = c->kernel_build_id,
+			.has_functions = k != NULL,
+		};
+		c->lines[n] = (struct prof_line_in){ .name = k ? k->name : "[unknown]" };
+		c->locs[n] = (struct prof_loc_in){
+			.address = addr,
+			.mapping = &c->maps[n],
+			.lines = &c->lines[n],
+			.nlines = 1,
+		};
+		c->stats.frames++;
+		if (!k)
+			c->stats.frames_unknown++;
+	}
+	return n;
+}
+
+static uint32_t add_user_frames(struct prof_collector *c, uint32_t n,
+				const struct prof_raw_sample *rs)
+{
+	struct prof_aspace *as = prof_procs__get(c->procs, rs->key->pid, rs->key->aspace);
+
+	for (uint32_t i = 0; i < rs->nustack && n < MAX_FRAMES; i++, n++) {
+		uint64_t addr = rs->ustack[i];
+		uint64_t look = i ? addr - 1 : addr;
+		const struct prof_vma *v = prof_procs__find_vma(c->procs, as, look);
+		struct prof_mapping_in *m = &c->maps[n];
+		const char *name = NULL;
+
+		c->stats.frames++;
+		if (!v) {
+			c->lines[n] = (struct prof_line_in){ .name = "[unknown]" };
+			c->locs[n] = (struct prof_loc_in){
+				.address = addr, .lines = &c->lines[n], .nlines = 1
+			};
+			c->stats.frames_unknown++;
+			continue;
+		}
+		*m = (struct prof_mapping_in){
+			.start = v->start,
+			.limit = v->end,
+			.offset = v->pgoff,
+			.file = v->kind == PROF_VMA_ANON ? "[anon]" : v->path,
+			.build_id = v->dso ? sym_dso__build_id(v->dso) : NULL,
+		};
+		if (v->dso) {
+			struct sym_result r;
+
+			if (sym_dso__resolve(v->dso, look - v->start + v->pgoff, &r, NULL) == 0)
+				name = r.name;
+		}
+		if (name) {
+			m->has_functions = true;
+		} else {
+			c->stats.frames_unknown++;
+			if (v->kind == PROF_VMA_ANON) {
+				name = "[unknown]";
+			} else {
+				snprintf(c->synth[n], SYNTH_LEN, "%s+0x%llx", base_name(v->path),
+					 (unsigned long long)(look - v->start + v->pgoff));
+				name = c->synth[n];
+			}
+		}
+		c->lines[n] = (struct prof_line_in){ .name = name };
+		c->locs[n] = (struct prof_loc_in){
+			.address = addr, .mapping = m, .lines = &c->lines[n], .nlines = 1
+		};
+	}
+	return n;
+}
+
+static void on_sample(void *ctx, const struct prof_raw_sample *rs)
+{
+	struct prof_collector *c = ctx;
+	const struct prof_sample_key *k = rs->key;
+	char comm[PROF_COMM_LEN + 1], thread[PROF_COMM_LEN + 1];
+	struct prof_sample_in s;
+	uint32_t n = 0;
+
+	memcpy(comm, k->comm, PROF_COMM_LEN);
+	comm[PROF_COMM_LEN] = '\0';
+	memcpy(thread, k->thread, PROF_COMM_LEN);
+	thread[PROF_COMM_LEN] = '\0';
+
+	/* Leaf first: kernel frames, then user frames, then markers at the root. */
+	n = add_kernel_frames(c, n, rs);
+	if (rs->kstack_lost) {
+		n = add_marker(c, n, "[kernel stack lost]");
+		c->stats.kstacks_lost += rs->count;
+	}
+	if (rs->nustack)
+		n = add_user_frames(c, n, rs);
+	if (rs->ustack_lost) {
+		n = add_marker(c, n, "[user stack lost]");
+		c->stats.ustacks_lost += rs->count;
+	}
+	if (rs->ustack_full) {
+		n = add_marker(c, n, "[truncated]");
+		c->stats.ustacks_truncated += rs->count;
+	}
+	if (n == 0)
+		n = add_marker(c, n, "[no stack]");
+
+	s = (struct prof_sample_in){
+		.pid = k->pid,
+		.tid = k->tid,
+		.comm = comm[0] ? comm : thread,
+		.thread = thread,
+		.locs = c->locs,
+		.nlocs = n,
+		.count = rs->count,
+	};
+	prof_profile__add_sample(c->batch, &s);
+	c->stats.samples += rs->count;
+}
+
+/* ---- the drain loop ------------------------------------------------------ */
+
+static void on_event(void *ctx, const struct prof_event *e)
+{
+	struct prof_collector *c = ctx;
+
+	prof_procs__event(c->procs, e);
+}
+
+static void finish_window(struct prof_window *w, uint64_t flip_ns)
+{
+	w->done = true;
+	if (w->first_ns) {
+		w->profile->time_nanos = w->first_wall;
+		w->profile->duration_nanos = w->last_ns - w->first_ns;
+	} else {
+		w->profile->time_nanos = now_wall_ns() - (now_mono_ns() - w->start_ns);
+		w->profile->duration_nanos = flip_ns > w->start_ns ? flip_ns - w->start_ns : 0;
+	}
+}
+
+/* One drain: symbolize the inactive map set and hand it to the windows. */
+static void drain(struct prof_collector *c, bool final)
+{
+	uint64_t flip_ns = 0, prev = c->last_flip_ns;
+	int64_t prev_wall = c->last_flip_wall;
+	int n;
+
+	/* Maps of processes announced before the flip are read first. */
+	prof_sampler__consume_events(c->sampler, on_event, c);
+	c->batch = prof_profile__new(c->period_ns);
+	n = prof_sampler__drain(c->sampler, on_sample, c, &flip_ns);
+	c->last_flip_ns = flip_ns;
+	c->last_flip_wall = now_wall_ns();
+	c->batch->time_nanos = prev_wall;
+	c->batch->duration_nanos = flip_ns - prev;
+
+	pthread_mutex_lock(&c->lock);
+	c->stats.drains++;
+	if (n < 0)
+		c->stats.drain_errors++;
+	for (struct prof_window *w = c->windows; w; w = w->next) {
+		if (w->done)
+			continue;
+		if (w->start_ns <= prev) {
+			prof_profile__merge(w->profile, c->batch);
+			if (!w->first_ns) {
+				w->first_ns = prev;
+				w->first_wall = prev_wall;
+			}
+			w->last_ns = flip_ns;
+		}
+		if (flip_ns >= w->end_ns || final) {
+			finish_window(w, flip_ns);
+			c->stats.windows++;
+		}
+	}
+	c->cut_requested = false;
+	pthread_cond_broadcast(&c->cond);
+	pthread_mutex_unlock(&c->lock);
+
+	prof_profile__free(c->batch);
+	c->batch = NULL;
+	prof_procs__gc(c->procs, flip_ns);
+}
+
+/* Milliseconds until the next drain is due (0 = now). */
+static int next_timeout_ms(struct prof_collector *c, uint64_t now)
+{
+	uint64_t due = c->last_flip_ns + (uint64_t)c->opts.drain_ms * 1000000ULL;
+
+	pthread_mutex_lock(&c->lock);
+	if (c->cut_requested || c->stopping)
+		due = now;
+	for (struct prof_window *w = c->windows; w; w = w->next)
+		if (!w->done && w->end_ns < due)
+			due = w->end_ns;
+	pthread_mutex_unlock(&c->lock);
+	if (due <= now)
+		return 0;
+	/* Round up so that we never wake just before the deadline. */
+	return (int)((due - now + 999999) / 1000000);
+}
+
+static void *collector_main(void *arg)
+{
+	struct prof_collector *c = arg;
+
+	for (;;) {
+		struct epoll_event ev[4];
+		uint64_t now = now_mono_ns();
+		int timeout = next_timeout_ms(c, now);
+		bool stopping;
+
+		if (timeout > 0) {
+			int k = epoll_wait(c->epfd, ev, ARRAY_SIZE(ev), timeout);
+
+			for (int i = 0; i < k; i++) {
+				if (ev[i].data.fd == c->wakefd) {
+					uint64_t v;
+
+					if (read(c->wakefd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+						pr_debug("wake fd: %s", strerror(errno));
+				} else {
+					prof_sampler__consume_events(c->sampler, on_event, c);
+				}
+			}
+		}
+		if (c->stop_async) {
+			pthread_mutex_lock(&c->lock);
+			c->stopping = true;
+			pthread_mutex_unlock(&c->lock);
+		}
+		pthread_mutex_lock(&c->lock);
+		stopping = c->stopping;
+		pthread_mutex_unlock(&c->lock);
+		if (next_timeout_ms(c, now_mono_ns()) == 0 || stopping)
+			drain(c, stopping);
+		if (stopping)
+			break;
+	}
+	pthread_mutex_lock(&c->lock);
+	c->stopped = true;
+	pthread_cond_broadcast(&c->cond);
+	pthread_mutex_unlock(&c->lock);
+	return NULL;
+}
+
+/* ---- set-up ---------------------------------------------------------------- */
+
+/* The GNU build-id of the running kernel, from /sys/kernel/notes. */
+static char *kernel_build_id(void)
+{
+	struct strbuf sb = STRBUF_INIT;
+	char *id = NULL;
+	size_t off = 0;
+
+	if (read_file("/sys/kernel/notes", &sb, 1 << 16))
+		goto out;
+	while (off + 12 <= sb.len) {
+		uint32_t namesz, descsz, type;
+		size_t name_off = off + 12, desc_off;
+
+		memcpy(&namesz, sb.buf + off, 4);
+		memcpy(&descsz, sb.buf + off + 4, 4);
+		memcpy(&type, sb.buf + off + 8, 4);
+		desc_off = name_off + ((namesz + 3) & ~3U);
+		if (desc_off + descsz > sb.len)
+			break;
+		if (type == 3 /* NT_GNU_BUILD_ID */ && namesz == 4 &&
+		    memcmp(sb.buf + name_off, "GNU", 4) == 0 && descsz && descsz <= 64) {
+			id = xmalloc(descsz * 2 + 1);
+			for (uint32_t i = 0; i < descsz; i++)
+				sprintf(id + 2 * i, "%02x", (unsigned char)sb.buf[desc_off + i]);
+			break;
+		}
+		off = desc_off + ((descsz + 3) & ~3U);
+	}
+out:
+	strbuf_release(&sb);
+	return id;
+}
+
+struct prof_collector *prof_collector__start(const struct prof_collector_opts *opts)
+{
+	struct prof_sampler_opts so = {};
+	struct prof_collector *c = xcalloc(1, sizeof(*c));
+	struct epoll_event ev = { .events = EPOLLIN };
+	size_t nbad = 0;
+	int err;
+
+	c->opts = *opts;
+	if (!c->opts.freq)
+		c->opts.freq = DEFAULT_FREQ;
+	if (!c->opts.drain_ms)
+		c->opts.drain_ms = DEFAULT_DRAIN_MS;
+	c->period_ns = 1000000000LL / c->opts.freq;
+	c->epfd = c->wakefd = -1;
+	pthread_mutex_init(&c->lock, NULL);
+	pthread_cond_init(&c->cond, NULL);
+
+	c->ksyms = sym_kallsyms__load(c->opts.kallsyms ? c->opts.kallsyms : "/proc/kallsyms",
+				      &nbad);
+	if (!c->ksyms)
+		pr_warn("kernel symbols unavailable (%s): kernel frames will be [unknown]",
+			strerror(errno));
+	c->kernel_build_id = kernel_build_id();
+	c->dsos = sym_dsos__new();
+	c->procs = prof_procs__new(c->dsos);
+
+	so.freq = c->opts.freq;
+	so.pid = c->opts.pid;
+	so.kernel_stacks = !c->opts.no_kernel;
+	c->sampler = prof_sampler__open(&so);
+	if (!c->sampler) {
+		err = -errno;
+		goto fail;
+	}
+	c->stats.ncpus = prof_sampler__ncpus(c->sampler);
+	c->stats.freq = c->opts.freq;
+
+	c->epfd = epoll_create1(EPOLL_CLOEXEC);
+	c->wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (c->epfd < 0 || c->wakefd < 0) {
+		err = -errno;
+		goto fail;
+	}
+	ev.data.fd = c->wakefd;
+	if (epoll_ctl(c->epfd, EPOLL_CTL_ADD, c->wakefd, &ev)) {
+		err = -errno;
+		goto fail;
+	}
+	ev.data.fd = prof_sampler__events_fd(c->sampler);
+	if (epoll_ctl(c->epfd, EPOLL_CTL_ADD, ev.data.fd, &ev)) {
+		err = -errno;
+		goto fail;
+	}
+	c->last_flip_ns = now_mono_ns();
+	c->last_flip_wall = now_wall_ns();
+	err = -pthread_create(&c->thread, NULL, collector_main, c);
+	if (err)
+		goto fail;
+	c->thread_started = true;
+	return c;
+fail:
+	prof_collector__free(c);
+	errno = -err;
+	return NULL;
+}
+
+static void wake(struct prof_collector *c)
+{
+	uint64_t one = 1;
+
+	/* Fails only when the counter would overflow, i.e. a wake is pending. */
+	if (write(c->wakefd, &one, sizeof(one)) < 0)
+		return;
+}
+
+void prof_collector__stop(struct prof_collector *c)
+{
+	pthread_mutex_lock(&c->lock);
+	c->stopping = true;
+	if (!c->thread_started)
+		c->stopped = true;
+	pthread_mutex_unlock(&c->lock);
+	if (c->wakefd >= 0)
+		wake(c);
+}
+
+void prof_collector__stop_async(struct prof_collector *c)
+{
+	c->stop_async = 1;
+	if (c->wakefd >= 0)
+		wake(c);
+}
+
+bool prof_collector__stopped(struct prof_collector *c)
+{
+	bool s;
+
+	pthread_mutex_lock(&c->lock);
+	s = c->stopped || c->stop_async;
+	pthread_mutex_unlock(&c->lock);
+	return s;
+}
+
+void prof_collector__free(struct prof_collector *c)
+{
+	if (!c)
+		return;
+	if (c->thread_started) {
+		prof_collector__stop(c);
+		pthread_join(c->thread, NULL);
+	}
+	while (c->windows) {
+		struct prof_window *w = c->windows;
+
+		c->windows = w->next;
+		prof_profile__free(w->profile);
+		free(w);
+	}
+	prof_sampler__free(c->sampler);
+	prof_procs__free(c->procs);
+	sym_dsos__free(c->dsos);
+	sym_kallsyms__free(c->ksyms);
+	free(c->kernel_build_id);
+	if (c->epfd >= 0)
+		close(c->epfd);
+	if (c->wakefd >= 0)
+		close(c->wakefd);
+	pthread_mutex_destroy(&c->lock);
+	pthread_cond_destroy(&c->cond);
+	free(c);
+}
+
+/* ---- windows ----------------------------------------------------------------- */
+
+struct prof_window *prof_collector__window_begin(struct prof_collector *c, uint64_t duration_ms)
+{
+	struct prof_window *w;
+
+	pthread_mutex_lock(&c->lock);
+	if (c->stopping || c->stop_async) {
+		pthread_mutex_unlock(&c->lock);
+		errno = ECANCELED;
+		return NULL;
+	}
+	w = xcalloc(1, sizeof(*w));
+	w->start_ns = now_mono_ns();
+	w->end_ns = w->start_ns + duration_ms * 1000000ULL;
+	w->profile = prof_profile__new(c->period_ns);
+	w->next = c->windows;
+	c->windows = w;
+	/* Cut now, so that samples from before the window stay out of it. */
+	c->cut_requested = true;
+	pthread_mutex_unlock(&c->lock);
+	wake(c);
+	return w;
+}
+
+static void unlink_window(struct prof_collector *c, struct prof_window *w)
+{
+	for (struct prof_window **pp = &c->windows; *pp; pp = &(*pp)->next)
+		if (*pp == w) {
+			*pp = w->next;
+			return;
+		}
+}
+
+int prof_window__wait(struct prof_collector *c, struct prof_window *w, int timeout_ms,
+		      struct prof_profile **out)
+{
+	struct timespec deadline;
+
+	if (timeout_ms >= 0) {
+		clock_gettime(CLOCK_REALTIME, &deadline);
+		deadline.tv_sec += timeout_ms / 1000;
+		deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+		if (deadline.tv_nsec >= 1000000000L) {
+			deadline.tv_sec++;
+			deadline.tv_nsec -= 1000000000L;
+		}
+	}
+	pthread_mutex_lock(&c->lock);
+	while (!w->done && !c->stopped) {
+		if (timeout_ms < 0) {
+			pthread_cond_wait(&c->cond, &c->lock);
+		} else if (pthread_cond_timedwait(&c->cond, &c->lock, &deadline) == ETIMEDOUT) {
+			break;
+		}
+	}
+	if (!w->done && c->stopped)
+		finish_window(w, now_mono_ns()); /* the thread is gone: take what we have */
+	if (!w->done) {
+		pthread_mutex_unlock(&c->lock);
+		return -ETIMEDOUT;
+	}
+	unlink_window(c, w);
+	pthread_mutex_unlock(&c->lock);
+	*out = w->profile;
+	free(w);
+	return 0;
+}
+
+uint64_t prof_window__remaining_ms(struct prof_collector *c, struct prof_window *w)
+{
+	uint64_t now = now_mono_ns(), end;
+
+	pthread_mutex_lock(&c->lock);
+	end = w->end_ns;
+	pthread_mutex_unlock(&c->lock);
+	return end > now ? (end - now) / 1000000ULL : 0;
+}
+
+int prof_collector__window(struct prof_collector *c, unsigned int seconds,
+			   struct prof_profile **out)
+{
+	struct prof_window *w = prof_collector__window_begin(c, (uint64_t)seconds * 1000);
+
+	if (!w)
+		return -errno;
+	return prof_window__wait(c, w, -1, out);
+}
+
+void prof_collector__stats(struct prof_collector *c, struct prof_collector_stats *out)
+{
+	uint64_t bpf[PROF_STAT__COUNT] = {};
+
+	/* The BPF counters are read outside the lock: a syscall per counter. */
+	if (c->sampler)
+		prof_sampler__stats(c->sampler, bpf);
+	pthread_mutex_lock(&c->lock);
+	*out = c->stats;
+	memcpy(out->bpf, bpf, sizeof(bpf));
+	pthread_mutex_unlock(&c->lock);
+	/*
+	 * The tracker and the symbolizer belong to the collector thread; their
+	 * counters are plain integers, read racily for reporting only.
+	 */
+	prof_procs__stats(c->procs, &out->procs);
+	sym_dsos__stats(c->dsos, &out->sym);
+	out->kallsyms_symbols = c->ksyms ? sym_kallsyms__count(c->ksyms) : 0;
+}

@@ -1,0 +1,462 @@
+// SPDX-License-Identifier: MIT
+/*
+ * bpfprof — continuous, whole-system CPU profiler.
+ *
+ *   bpfprof record [-F HZ] [-d SECONDS] [-p PID] [-o FILE]
+ *   bpfprof agent [--http-address ADDR:PORT] [-F HZ]
+ *
+ * Signals: SIGINT and SIGTERM are blocked in every thread and taken by the
+ * main thread with sigtimedwait(), so no code runs in signal context.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../common/util.h"
+#include "../server/server.h"
+#include "collector.h"
+#include "encode.h"
+#include "sampler.h"
+
+#define BPFPROF_VERSION "0.1.0"
+#define MAX_FREQ 10000
+#define DEFAULT_OUTPUT "bpfprof.svg"
+
+static const char usage_main[] =
+	"Usage: bpfprof COMMAND [OPTIONS]\n"
+	"\n"
+	"A whole-system CPU profiler: samples every CPU with eBPF (cpu-clock, 99 Hz),\n"
+	"symbolizes kernel and user stacks locally and writes pprof, folded stacks or\n"
+	"an interactive flame graph.\n"
+	"\n"
+	"Commands:\n"
+	"  record    profile for a while and write one file (pprof, folded or SVG)\n"
+	"  agent     run continuously and serve profiles over HTTP\n"
+	"  help      show this help, or `bpfprof help COMMAND`\n"
+	"  version   print the version\n"
+	"\n"
+	"Needs root, or the capabilities CAP_BPF and CAP_PERFMON.\n"
+	"Run `bpfprof COMMAND --help` for the options of a command.\n";
+
+static const char usage_record[] =
+	"Usage: bpfprof record [-F HZ] [-d SECONDS] [-p PID] [-o FILE]\n"
+	"\n"
+	"Samples every CPU (or one process) for a while and writes one profile.\n"
+	"The format follows the file name:\n"
+	"  .pb.gz, .pprof   pprof (gzip protobuf), for go tool pprof, Parca, Pyroscope\n"
+	"  .folded, .txt    folded stacks (comm;root;...;leaf count), for flamegraph.pl,\n"
+	"                   inferno, speedscope\n"
+	"  .svg             interactive flame graph (click to zoom, search)\n"
+	"\n"
+	"Options:\n"
+	"  -F, --freq HZ         samples per second per CPU (default 99, max 10000)\n"
+	"  -d, --duration SECS   how long to record (default 10); Ctrl-C stops early\n"
+	"                        and still writes the file\n"
+	"  -p, --pid PID         only this process (and its threads)\n"
+	"  -o, --output FILE     where to write (default " DEFAULT_OUTPUT "; \"-\" is stdout,\n"
+	"                        then --format is needed)\n"
+	"      --format FMT      pprof, folded or svg, overriding the file name\n"
+	"      --no-kernel       do not capture kernel stacks\n"
+	"  -q, --quiet           no progress and no summary line\n"
+	"  -v, --verbose         more log output (repeat for debug)\n"
+	"  -h, --help            this help\n"
+	"\n"
+	"On a terminal it shows the time left; it ends with one summary line:\n"
+	"samples, processes and drops.\n";
+
+static const char usage_agent[] =
+	"Usage: bpfprof agent [--http-address ADDR:PORT] [-F HZ]\n"
+	"\n"
+	"Samples every CPU continuously and serves profiles over HTTP until SIGINT\n"
+	"or SIGTERM, then detaches everything and exits 0.\n"
+	"\n"
+	"Routes:\n"
+	"  /debug/pprof/profile?seconds=N  gzip pprof of the next N seconds (default 30,\n"
+	"                                  max 300), as Parca and Pyroscope scrape it\n"
+	"  /flamegraph.svg?seconds=N       interactive flame graph of the next N seconds\n"
+	"  /folded?seconds=N               folded stacks of the next N seconds\n"
+	"  /debug/pprof/                   index;  /healthz  liveness and counters\n"
+	"\n"
+	"Options:\n"
+	"      --http-address ADDR:PORT  where to listen (default 127.0.0.1:7071;\n"
+	"                                \":7071\" listens on every address)\n"
+	"  -F, --freq HZ                 samples per second per CPU (default 99)\n"
+	"      --no-kernel               do not capture kernel stacks\n"
+	"  -v, --verbose                 more log output (repeat for debug)\n"
+	"  -h, --help                    this help\n";
+
+static int parse_uint(const char *s, unsigned long min, unsigned long max, unsigned long *out)
+{
+	char *end;
+	unsigned long v;
+
+	if (!s || !*s || *s == '-' || *s == '+')
+		return -EINVAL;
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (errno || *end || v < min || v > max)
+		return -EINVAL;
+	*out = v;
+	return 0;
+}
+
+static int bad_option(const char *cmd, const char *what, const char *val)
+{
+	fprintf(stderr, "bpfprof %s: invalid %s: '%s' (see bpfprof %s --help)\n", cmd, what,
+		val, cmd);
+	return 2;
+}
+
+/* Blocks SIGINT/SIGTERM in this thread and every thread started later. */
+static void block_signals(sigset_t *set)
+{
+	sigemptyset(set);
+	sigaddset(set, SIGINT);
+	sigaddset(set, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, set, NULL);
+}
+
+static int check_privileges(void)
+{
+	char why[256];
+
+	if (prof_check_privileges(why, sizeof(why)) == 0)
+		return 0;
+	fprintf(stderr, "bpfprof: %s\n", why);
+	return 1;
+}
+
+static unsigned int count_processes(const struct prof_profile *p)
+{
+	uint32_t *pids = xmalloc((p->nsamples + 1) * sizeof(*pids));
+	unsigned int n = 0;
+
+	/* O(samples^2) would do for small profiles; sort instead. */
+	for (uint32_t i = 0; i < p->nsamples; i++)
+		pids[i] = p->samples[i].pid;
+	for (uint32_t i = 1; i < p->nsamples; i++) {
+		uint32_t v = pids[i], j = i;
+
+		while (j > 0 && pids[j - 1] > v) {
+			pids[j] = pids[j - 1];
+			j--;
+		}
+		pids[j] = v;
+	}
+	for (uint32_t i = 0; i < p->nsamples; i++)
+		if (i == 0 || pids[i] != pids[i - 1])
+			n++;
+	free(pids);
+	return n;
+}
+
+static int cmd_record(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "freq", required_argument, NULL, 'F' },
+		{ "duration", required_argument, NULL, 'd' },
+		{ "pid", required_argument, NULL, 'p' },
+		{ "output", required_argument, NULL, 'o' },
+		{ "format", required_argument, NULL, 'f' },
+		{ "no-kernel", no_argument, NULL, 'K' },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{},
+	};
+	struct prof_collector_opts co = { .freq = 99 };
+	const char *output = DEFAULT_OUTPUT, *format = NULL;
+	unsigned long duration = 10, v;
+	struct prof_collector_stats st;
+	struct prof_profile *prof = NULL;
+	struct strbuf out = STRBUF_INIT;
+	struct prof_collector *c;
+	struct prof_window *w;
+	bool quiet = false, tty = isatty(STDERR_FILENO);
+	uint64_t drops;
+	sigset_t sigs;
+	int opt, fmt, err, ret = 1;
+
+	while ((opt = getopt_long(argc, argv, "F:d:p:o:qvh", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'F':
+			if (parse_uint(optarg, 1, MAX_FREQ, &v))
+				return bad_option("record", "frequency (1..10000)", optarg);
+			co.freq = v;
+			break;
+		case 'd':
+			if (parse_uint(optarg, 1, 86400, &v))
+				return bad_option("record", "duration in seconds (1..86400)",
+						  optarg);
+			duration = v;
+			break;
+		case 'p':
+			if (parse_uint(optarg, 1, INT_MAX, &v))
+				return bad_option("record", "pid", optarg);
+			co.pid = v;
+			break;
+		case 'o':
+			output = optarg;
+			break;
+		case 'f':
+			format = optarg;
+			break;
+		case 'K':
+			co.no_kernel = true;
+			break;
+		case 'q':
+			quiet = true;
+			break;
+		case 'v':
+			log_level++;
+			break;
+		case 'h':
+			fputs(usage_record, stdout);
+			return 0;
+		default:
+			fputs(usage_record, stderr);
+			return 2;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "bpfprof record: unexpected argument '%s'\n", argv[optind]);
+		return 2;
+	}
+	if (format) {
+		fmt = strcmp(format, "pprof") == 0	? PROF_FMT_PPROF
+		      : strcmp(format, "folded") == 0 ? PROF_FMT_FOLDED
+		      : strcmp(format, "svg") == 0	? PROF_FMT_SVG
+							: -EINVAL;
+		if (fmt < 0)
+			return bad_option("record", "format (pprof, folded, svg)", format);
+	} else {
+		fmt = prof_format_from_path(output);
+		if (fmt < 0) {
+			fprintf(stderr,
+				"bpfprof record: cannot tell the format of '%s': name it .pb.gz, "
+				".pprof, .folded, .txt or .svg, or pass --format\n",
+				output);
+			return 2;
+		}
+	}
+	if (co.pid) {
+		char path[32];
+
+		snprintf(path, sizeof(path), "/proc/%d", co.pid);
+		if (access(path, F_OK)) {
+			fprintf(stderr, "bpfprof record: no process with pid %d\n", co.pid);
+			return 1;
+		}
+	}
+	if (check_privileges())
+		return 1;
+
+	block_signals(&sigs);
+	c = prof_collector__start(&co);
+	if (!c)
+		return 1;
+	w = prof_collector__window_begin(c, duration * 1000);
+	if (!w) {
+		pr_err("cannot start recording: %s", strerror(errno));
+		goto out;
+	}
+	for (;;) {
+		struct timespec tick = { 1, 0 };
+		uint64_t left = prof_window__remaining_ms(c, w);
+		siginfo_t si;
+
+		if (tty && !quiet)
+			fprintf(stderr, "\rbpfprof: recording, %llu s left (Ctrl-C to stop early) ",
+				(unsigned long long)(left + 999) / 1000);
+		if (left < 1000)
+			tick = (struct timespec){ 0, (long)left * 1000000L + 1000000L };
+		if (sigtimedwait(&sigs, &si, &tick) > 0)
+			prof_collector__stop(c);
+		err = prof_window__wait(c, w, 0, &prof);
+		if (err == 0)
+			break;
+		if (err != -ETIMEDOUT) {
+			pr_err("recording failed: %s", strerror(-err));
+			goto out;
+		}
+	}
+	if (tty && !quiet)
+		fputs("\r\033[K", stderr);
+	prof_collector__stats(c, &st);
+
+	err = prof_encode(prof, fmt, &out);
+	if (err) {
+		pr_err("encoding the profile: %s", strerror(-err));
+		goto out;
+	}
+	err = write_file(output, out.buf, out.len);
+	if (err) {
+		pr_err("writing %s: %s", output, strerror(-err));
+		goto out;
+	}
+	drops = st.bpf[PROF_STAT_COUNTS_FULL];
+	if (!quiet)
+		fprintf(stderr,
+			"bpfprof: wrote %s: %llu samples, %u processes, %llu dropped "
+			"(%llu stacks lost, %llu events lost)\n",
+			strcmp(output, "-") ? output : "stdout", (unsigned long long)prof->total_count,
+			count_processes(prof), (unsigned long long)drops,
+			(unsigned long long)(st.kstacks_lost + st.ustacks_lost),
+			(unsigned long long)st.bpf[PROF_STAT_EVENTS_LOST]);
+	ret = 0;
+out:
+	prof_profile__free(prof);
+	strbuf_release(&out);
+	prof_collector__free(c);
+	return ret;
+}
+
+/* ---- agent -------------------------------------------------------------------- */
+
+static int agent_window(void *ctx, unsigned int seconds, struct prof_profile **out)
+{
+	return prof_collector__window(ctx, seconds, out);
+}
+
+static void agent_status(void *ctx, struct strbuf *out)
+{
+	struct prof_collector_stats st;
+
+	prof_collector__stats(ctx, &st);
+	strbuf_addf(out,
+		    "cpus %d\nfrequency_hz %u\nsamples %llu\nidle_samples %llu\n"
+		    "dropped_counts_map_full %llu\nstacks_lost_kernel %llu\nstacks_lost_user %llu\n"
+		    "stacks_map_full %llu\nstacks_truncated %llu\nevents_lost %llu\n"
+		    "frames %llu\nframes_unknown %llu\ndrains %llu\nwindows %llu\n"
+		    "address_spaces %llu\nsymbol_files %llu\n",
+		    st.ncpus, st.freq, (unsigned long long)st.samples,
+		    (unsigned long long)st.bpf[PROF_STAT_IDLE],
+		    (unsigned long long)st.bpf[PROF_STAT_COUNTS_FULL],
+		    (unsigned long long)st.kstacks_lost, (unsigned long long)st.ustacks_lost,
+		    (unsigned long long)st.bpf[PROF_STAT_STACK_FULL],
+		    (unsigned long long)st.bpf[PROF_STAT_STACK_TRUNCATED],
+		    (unsigned long long)st.bpf[PROF_STAT_EVENTS_LOST],
+		    (unsigned long long)st.frames, (unsigned long long)st.frames_unknown,
+		    (unsigned long long)st.drains, (unsigned long long)st.windows,
+		    (unsigned long long)st.procs.aspaces, (unsigned long long)st.sym.dsos);
+}
+
+static int cmd_agent(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "http-address", required_argument, NULL, 'a' },
+		{ "freq", required_argument, NULL, 'F' },
+		{ "no-kernel", no_argument, NULL, 'K' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{},
+	};
+	struct prof_collector_opts co = { .freq = 99 };
+	const char *address = "127.0.0.1:7071";
+	struct sockaddr_storage ss;
+	unsigned int sslen;
+	struct srv_source src;
+	struct prof_collector *c;
+	struct srv *srv;
+	unsigned long v;
+	sigset_t sigs;
+	siginfo_t si;
+	int opt;
+
+	while ((opt = getopt_long(argc, argv, "F:vh", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'a':
+			address = optarg;
+			break;
+		case 'F':
+			if (parse_uint(optarg, 1, MAX_FREQ, &v))
+				return bad_option("agent", "frequency (1..10000)", optarg);
+			co.freq = v;
+			break;
+		case 'K':
+			co.no_kernel = true;
+			break;
+		case 'v':
+			log_level++;
+			break;
+		case 'h':
+			fputs(usage_agent, stdout);
+			return 0;
+		default:
+			fputs(usage_agent, stderr);
+			return 2;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "bpfprof agent: unexpected argument '%s'\n", argv[optind]);
+		return 2;
+	}
+	if (srv_parse_address(address, &ss, &sslen))
+		return bad_option("agent", "--http-address (want HOST:PORT)", address);
+	if (check_privileges())
+		return 1;
+
+	block_signals(&sigs);
+	c = prof_collector__start(&co);
+	if (!c)
+		return 1;
+	src = (struct srv_source){ .window = agent_window, .status = agent_status, .ctx = c };
+	srv = srv__start(address, &src);
+	if (!srv) {
+		pr_err("cannot listen on %s: %s", address, strerror(errno));
+		prof_collector__free(c);
+		return 1;
+	}
+	{
+		struct prof_collector_stats st;
+
+		prof_collector__stats(c, &st);
+		fprintf(stderr, "bpfprof: agent sampling %d CPUs at %u Hz, serving http://%s/\n",
+			st.ncpus, co.freq, address);
+	}
+	while (sigwaitinfo(&sigs, &si) < 0 && errno == EINTR)
+		;
+	fprintf(stderr, "bpfprof: %s, stopping\n", si.si_signo == SIGINT ? "SIGINT" : "SIGTERM");
+	/* Open windows complete with what they have, then handlers can return. */
+	prof_collector__stop(c);
+	srv__stop(srv);
+	prof_collector__free(c);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	const char *cmd = argc > 1 ? argv[1] : NULL;
+
+	if (!cmd || !strcmp(cmd, "-h") || !strcmp(cmd, "--help")) {
+		fputs(usage_main, cmd ? stdout : stderr);
+		return cmd ? 0 : 2;
+	}
+	if (!strcmp(cmd, "help")) {
+		if (argc > 2 && !strcmp(argv[2], "record"))
+			fputs(usage_record, stdout);
+		else if (argc > 2 && !strcmp(argv[2], "agent"))
+			fputs(usage_agent, stdout);
+		else
+			fputs(usage_main, stdout);
+		return 0;
+	}
+	if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
+		printf("bpfprof %s\n", BPFPROF_VERSION);
+		return 0;
+	}
+	if (!strcmp(cmd, "record"))
+		return cmd_record(argc - 1, argv + 1);
+	if (!strcmp(cmd, "agent"))
+		return cmd_agent(argc - 1, argv + 1);
+	fprintf(stderr, "bpfprof: unknown command '%s'\n\n%s", cmd, usage_main);
+	return 2;
+}

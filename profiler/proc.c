@@ -1,0 +1,296 @@
+// SPDX-License-Identifier: MIT
+#include "proc.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../common/util.h"
+
+struct prof_procs {
+	struct sym_dsos *dsos;
+	struct prof_aspace **buckets;
+	size_t nbuckets;
+	size_t count;
+	uint64_t drain; /* drain number, see prof_aspace.refreshed */
+	struct prof_procs_stats stats;
+};
+
+static size_t bucket_of(const struct prof_procs *t, uint32_t pid, uint32_t id)
+{
+	return hash_u64((uint64_t)pid << 32 | id, 0x9e3779b9) & (t->nbuckets - 1);
+}
+
+struct prof_procs *prof_procs__new(struct sym_dsos *dsos)
+{
+	struct prof_procs *t = xcalloc(1, sizeof(*t));
+
+	t->dsos = dsos;
+	t->nbuckets = 1024;
+	t->buckets = xcalloc(t->nbuckets, sizeof(*t->buckets));
+	return t;
+}
+
+static void free_vmas(struct prof_vma *v, uint32_t n)
+{
+	for (uint32_t i = 0; i < n; i++) {
+		sym_dso__put(v[i].dso);
+		free(v[i].path);
+	}
+	free(v);
+}
+
+static void aspace_free(struct prof_aspace *as)
+{
+	free_vmas(as->vmas, as->nvmas);
+	free(as);
+}
+
+void prof_procs__free(struct prof_procs *t)
+{
+	if (!t)
+		return;
+	for (size_t b = 0; b < t->nbuckets; b++) {
+		struct prof_aspace *as = t->buckets[b], *next;
+
+		for (; as; as = next) {
+			next = as->next;
+			aspace_free(as);
+		}
+	}
+	free(t->buckets);
+	free(t);
+}
+
+static void grow(struct prof_procs *t)
+{
+	size_t nb = t->nbuckets * 2;
+	struct prof_aspace **nbk = xcalloc(nb, sizeof(*nbk));
+	struct prof_aspace **old = t->buckets;
+	size_t ob = t->nbuckets;
+
+	t->buckets = nbk;
+	t->nbuckets = nb;
+	for (size_t b = 0; b < ob; b++) {
+		struct prof_aspace *as = old[b], *next;
+
+		for (; as; as = next) {
+			size_t i = bucket_of(t, as->pid, as->id);
+
+			next = as->next;
+			as->next = nbk[i];
+			nbk[i] = as;
+		}
+	}
+	free(old);
+}
+
+static int cmp_vma(const void *a, const void *b)
+{
+	const struct prof_vma *x = a, *y = b;
+
+	return x->start < y->start ? -1 : x->start > y->start;
+}
+
+/* (Re-)reads the executable mappings of @as from /proc. */
+static int read_maps(struct prof_procs *t, struct prof_aspace *as)
+{
+	struct sym_map_entry *m = NULL;
+	struct prof_vma *v;
+	size_t n = 0;
+	uint32_t nv = 0;
+	int err;
+
+	t->stats.maps_reads++;
+	err = sym_procmaps__read(as->pid, &m, &n);
+	if (err) {
+		t->stats.maps_errors++;
+		as->read_err = err;
+		return err;
+	}
+	v = xcalloc(n ? n : 1, sizeof(*v));
+	for (size_t i = 0; i < n; i++) {
+		struct prof_vma *x;
+
+		if (!(m[i].perms & SYM_MAP_X))
+			continue;
+		x = &v[nv++];
+		x->start = m[i].start;
+		x->end = m[i].end;
+		x->pgoff = m[i].pgoff;
+		x->deleted = m[i].deleted;
+		x->path = xstrdup(m[i].path);
+		if (m[i].path[0] == '/') {
+			x->kind = PROF_VMA_FILE;
+			/* Reuse the open dso of the previous read of this mapping. */
+			for (uint32_t j = 0; j < as->nvmas; j++) {
+				struct prof_vma *o = &as->vmas[j];
+
+				if (o->dso && o->start == x->start && o->end == x->end &&
+				    o->pgoff == x->pgoff && strcmp(o->path, x->path) == 0) {
+					x->dso = o->dso;
+					sym_dso__get(x->dso);
+					break;
+				}
+			}
+			if (!x->dso)
+				x->dso = sym_dsos__get_mapped(t->dsos, as->pid, &m[i]);
+		} else if (strcmp(m[i].path, "[vdso]") == 0) {
+			x->kind = PROF_VMA_VDSO;
+		} else {
+			x->kind = PROF_VMA_ANON;
+		}
+	}
+	sym_procmaps__free(m, n);
+	qsort(v, nv, sizeof(*v), cmp_vma);
+	free_vmas(as->vmas, as->nvmas);
+	as->vmas = v;
+	as->nvmas = nv;
+	as->read_err = 0;
+	as->refreshed = t->drain;
+	return 0;
+}
+
+static struct prof_aspace *lookup(struct prof_procs *t, uint32_t pid, uint32_t id)
+{
+	struct prof_aspace *as = t->buckets[bucket_of(t, pid, id)];
+
+	while (as && !(as->pid == pid && as->id == id))
+		as = as->next;
+	return as;
+}
+
+static struct prof_aspace *insert(struct prof_procs *t, uint32_t pid, uint32_t id)
+{
+	struct prof_aspace *as = xcalloc(1, sizeof(*as));
+	size_t b;
+
+	if (t->count + 1 > t->nbuckets)
+		grow(t);
+	as->pid = pid;
+	as->id = id;
+	b = bucket_of(t, pid, id);
+	as->next = t->buckets[b];
+	t->buckets[b] = as;
+	t->count++;
+	read_maps(t, as);
+	return as;
+}
+
+/* Marks every live address space of @pid but @keep_id as dead at @now. */
+static void kill_pid(struct prof_procs *t, uint32_t pid, uint32_t keep_id, uint64_t now)
+{
+	/*
+	 * O(buckets): exec and exit are rare next to samples, and the table
+	 * holds a few thousand entries at most.
+	 */
+	for (size_t b = 0; b < t->nbuckets; b++)
+		for (struct prof_aspace *as = t->buckets[b]; as; as = as->next)
+			if (as->pid == pid && as->id != keep_id && !as->dead_ns)
+				as->dead_ns = now;
+}
+
+void prof_procs__event(struct prof_procs *t, const struct prof_event *e)
+{
+	uint64_t now = now_mono_ns();
+	struct prof_aspace *as;
+
+	switch (e->type) {
+	case PROF_EV_NEW_PID:
+	case PROF_EV_EXEC:
+		kill_pid(t, e->pid, e->aspace, now);
+		as = lookup(t, e->pid, e->aspace);
+		if (!as)
+			insert(t, e->pid, e->aspace);
+		break;
+	case PROF_EV_EXIT:
+		kill_pid(t, e->pid, 0, now);
+		break;
+	default:
+		break;
+	}
+}
+
+struct prof_aspace *prof_procs__get(struct prof_procs *t, uint32_t pid, uint32_t id)
+{
+	struct prof_aspace *as = lookup(t, pid, id);
+
+	return as ? as : insert(t, pid, id);
+}
+
+static const struct prof_vma *find(const struct prof_aspace *as, uint64_t addr)
+{
+	uint32_t lo = 0, hi = as->nvmas;
+
+	while (lo < hi) {
+		uint32_t mid = (lo + hi) / 2;
+		const struct prof_vma *v = &as->vmas[mid];
+
+		if (addr < v->start)
+			hi = mid;
+		else if (addr >= v->end)
+			lo = mid + 1;
+		else
+			return v;
+	}
+	return NULL;
+}
+
+const struct prof_vma *prof_procs__find_vma(struct prof_procs *t, struct prof_aspace *as,
+					    uint64_t addr)
+{
+	const struct prof_vma *v = find(as, addr);
+
+	if (v || as->dead_ns || as->refreshed == t->drain)
+		return v;
+	t->stats.refreshes++;
+	if (read_maps(t, as))
+		return NULL;
+	return find(as, addr);
+}
+
+/* How often (in drains) live address spaces are checked against /proc. */
+#define LIVENESS_EVERY 16
+
+void prof_procs__gc(struct prof_procs *t, uint64_t flip_ns)
+{
+	/*
+	 * An exit event can be lost (ring buffer full, pids map entry evicted):
+	 * now and then, check that the processes we hold still exist, so the
+	 * table cannot grow without bound.
+	 */
+	if (t->drain % LIVENESS_EVERY == LIVENESS_EVERY - 1) {
+		char path[32];
+
+		for (size_t b = 0; b < t->nbuckets; b++)
+			for (struct prof_aspace *as = t->buckets[b]; as; as = as->next) {
+				snprintf(path, sizeof(path), "/proc/%u", as->pid);
+				if (!as->dead_ns && access(path, F_OK) && errno == ENOENT)
+					as->dead_ns = flip_ns - 1;
+			}
+	}
+	for (size_t b = 0; b < t->nbuckets; b++) {
+		struct prof_aspace **pp = &t->buckets[b];
+
+		while (*pp) {
+			struct prof_aspace *as = *pp;
+
+			if (as->dead_ns && as->dead_ns < flip_ns) {
+				*pp = as->next;
+				aspace_free(as);
+				t->count--;
+			} else {
+				pp = &as->next;
+			}
+		}
+	}
+	t->drain++;
+}
+
+void prof_procs__stats(const struct prof_procs *t, struct prof_procs_stats *out)
+{
+	*out = t->stats;
+	out->aspaces = t->count;
+}

@@ -1,0 +1,661 @@
+// SPDX-License-Identifier: MIT
+/*
+ * server/server.c — the HTTP interface on libmicrohttpd (MHD).
+ *
+ * Threading: one thread per connection (MHD_USE_THREAD_PER_CONNECTION).
+ * Profile handlers block inside the access handler for the whole window
+ * (up to SRV_MAX_SECONDS), which only works if no other connection shares
+ * that thread.
+ *
+ * MHD calls the access handler once when the headers are in, again for
+ * each piece of body, and a last time with no body left. A method we
+ * refuse is answered on the first call, so its body is never read (MHD
+ * then closes the connection). GET and HEAD are answered on the last
+ * call: a response queued earlier makes MHD close the connection, and
+ * scrapers reuse theirs.
+ */
+#include "server.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../profiler/encode.h"
+
+/*
+ * Each connection costs a thread; 64 is far more than a few scrapers and a
+ * browser need, and bounds what a misbehaving client can tie up.
+ */
+#define SRV_CONNECTION_LIMIT 64u
+/*
+ * MHD's timeout counts inactivity on the socket. MHD 0.9.75 does not count
+ * the time spent inside the access handler (checked: a 1 s timeout and a
+ * 3 s handler still answer 200), but that is not promised anywhere, so the
+ * timeout is longer than the longest window: a version that did count it
+ * must not cut off a 300 s profile. The cost is that an idle keep-alive
+ * connection holds its thread for up to 6 minutes, bounded by the limit.
+ */
+#define SRV_CONNECTION_TIMEOUT (SRV_MAX_SECONDS + 60u)
+/* Paths echoed in a 404 are cut here so the reply stays one short line. */
+#define SRV_ECHO_MAX 200
+
+struct srv {
+	struct MHD_Daemon *daemon;
+	struct srv_source src;
+	int port;
+	char host[256]; /* for the flame graph subtitle */
+	/* Updated with relaxed atomics from the connection threads. */
+	struct srv_stats stats;
+};
+
+/* What a handler decided; send_reply() turns it into an MHD response. */
+struct reply {
+	unsigned int status;
+	const char *content_type;
+	struct strbuf body;
+	const char *disposition; /* Content-Disposition, or NULL */
+	bool allow; /* add "Allow: GET, HEAD" (405) */
+	bool headers_only; /* HEAD on a profile route: length unknown */
+};
+
+struct request {
+	struct MHD_Connection *conn;
+	const char *method;
+	const char *url;
+	bool head;
+};
+
+struct route {
+	const char *path;
+	enum srv_route id;
+	void (*handle)(struct srv *s, const struct route *rt, struct request *rq, struct reply *rp);
+	unsigned int default_seconds; /* profile routes only */
+	enum prof_format format; /* profile routes only */
+};
+
+static const char *const route_names[SRV_ROUTE__NR] = {
+	[SRV_ROUTE_ROOT] = "/",
+	[SRV_ROUTE_PPROF_INDEX] = "/debug/pprof/",
+	[SRV_ROUTE_PROFILE] = "/debug/pprof/profile",
+	[SRV_ROUTE_FLAMEGRAPH] = "/flamegraph.svg",
+	[SRV_ROUTE_FOLDED] = "/folded",
+	[SRV_ROUTE_HEALTHZ] = "/healthz",
+	[SRV_ROUTE_OTHER] = "other",
+};
+
+static const unsigned int status_codes[SRV_STATUS__NR] = {
+	[SRV_STATUS_200] = 200, [SRV_STATUS_400] = 400, [SRV_STATUS_404] = 404,
+	[SRV_STATUS_405] = 405, [SRV_STATUS_500] = 500, [SRV_STATUS_503] = 503,
+};
+
+const char *srv_route_name(enum srv_route r)
+{
+	return (unsigned int)r < SRV_ROUTE__NR ? route_names[r] : "?";
+}
+
+unsigned int srv_status_code(enum srv_status st)
+{
+	return (unsigned int)st < SRV_STATUS__NR ? status_codes[st] : 0;
+}
+
+/* ---- address parsing ---------------------------------------------------- */
+
+/* Decimal 0..65535, digits only: "+80", "-1", "80x" and "" are refused. */
+static int parse_port(const char *p, in_port_t *port)
+{
+	unsigned long v = 0;
+
+	if (!*p)
+		return -EINVAL;
+	for (; *p; p++) {
+		if (*p < '0' || *p > '9')
+			return -EINVAL;
+		v = v * 10 + (unsigned long)(*p - '0');
+		if (v > 65535)
+			return -EINVAL;
+	}
+	*port = htons((in_port_t)v);
+	return 0;
+}
+
+int srv_parse_address(const char *address, struct sockaddr_storage *ss, unsigned int *sslen)
+{
+	struct sockaddr_in *sin = (struct sockaddr_in *)ss;
+	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
+	char host[INET6_ADDRSTRLEN + 1];
+	const char *colon, *port;
+	size_t hlen;
+
+	if (!address || !ss || !sslen)
+		return -EINVAL;
+	memset(ss, 0, sizeof(*ss));
+
+	if (address[0] == '[') {
+		const char *end = strchr(address, ']');
+
+		if (!end || end[1] != ':')
+			return -EINVAL;
+		hlen = (size_t)(end - address - 1);
+		if (hlen == 0 || hlen >= sizeof(host))
+			return -EINVAL;
+		memcpy(host, address + 1, hlen);
+		host[hlen] = '\0';
+		sin6->sin6_family = AF_INET6;
+		/* inet_pton() refuses "1.2.3.4" and "fe80::1%eth0" here: both are errors. */
+		if (inet_pton(AF_INET6, host, &sin6->sin6_addr) != 1)
+			return -EINVAL;
+		if (parse_port(end + 2, &sin6->sin6_port))
+			return -EINVAL;
+		*sslen = sizeof(*sin6);
+		return 0;
+	}
+
+	/* Unbracketed: exactly one colon, so "::1:80" is refused, not guessed at. */
+	colon = strchr(address, ':');
+	if (!colon || strchr(colon + 1, ':'))
+		return -EINVAL;
+	port = colon + 1;
+	hlen = (size_t)(colon - address);
+	if (hlen == 0) {
+		/* ":PORT": every address, IPv6 and (dual-stack) IPv4. */
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_addr = in6addr_any;
+		if (parse_port(port, &sin6->sin6_port))
+			return -EINVAL;
+		*sslen = sizeof(*sin6);
+		return 0;
+	}
+	if (hlen >= sizeof(host))
+		return -EINVAL;
+	memcpy(host, address, hlen);
+	host[hlen] = '\0';
+	sin->sin_family = AF_INET;
+	if (!strcmp(host, "localhost"))
+		sin->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	else if (inet_pton(AF_INET, host, &sin->sin_addr) != 1)
+		return -EINVAL;
+	if (parse_port(port, &sin->sin_port))
+		return -EINVAL;
+	*sslen = sizeof(*sin);
+	return 0;
+}
+
+/* ---- replies ------------------------------------------------------------ */
+
+static enum srv_status status_index(unsigned int code)
+{
+	unsigned int i;
+
+	for (i = 0; i < SRV_STATUS__NR; i++)
+		if (status_codes[i] == code)
+			return (enum srv_status)i;
+	/* Only the codes above are ever produced; 500 is the honest bucket. */
+	return SRV_STATUS_500;
+}
+
+static void reply_text(struct reply *rp, unsigned int status, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void reply_text(struct reply *rp, unsigned int status, const char *fmt, ...)
+{
+	va_list ap;
+
+	rp->status = status;
+	rp->content_type = "text/plain; charset=utf-8";
+	strbuf_reset(&rp->body);
+	va_start(ap, fmt);
+	strbuf_vaddf(&rp->body, fmt, ap);
+	va_end(ap);
+}
+
+/*
+ * Appends @s with control characters replaced and its length capped, so a
+ * path echoed back cannot break the one-line reply or flood the log.
+ */
+static void add_sanitized(struct strbuf *sb, const char *s)
+{
+	size_t n = strnlen(s, SRV_ECHO_MAX + 1), i;
+
+	for (i = 0; i < n && i < SRV_ECHO_MAX; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		strbuf_addc(sb, c < 0x20 || c == 0x7f ? '?' : (char)c);
+	}
+	if (n > SRV_ECHO_MAX)
+		strbuf_adds(sb, "...");
+}
+
+/* Never called: a HEAD response has no body. */
+static ssize_t empty_reader(void *cls, uint64_t pos, char *buf, size_t max)
+{
+	(void)cls;
+	(void)pos;
+	(void)buf;
+	(void)max;
+	return MHD_CONTENT_READER_END_OF_STREAM;
+}
+
+static enum MHD_Result send_reply(struct srv *s, const struct request *rq, enum srv_route route,
+				  struct reply *rp)
+{
+	struct MHD_Response *resp;
+	enum MHD_Result ret;
+	size_t len;
+	char *body;
+
+	__atomic_fetch_add(&s->stats.requests[route][status_index(rp->status)], 1,
+			   __ATOMIC_RELAXED);
+
+	if (rp->headers_only) {
+		/*
+		 * The length of a body never made is unknown, and a HEAD reply must
+		 * not claim one (RFC 9110, 8.6). HTTP/1.1 framing of an unknown
+		 * length is chunked, and MHD 0.9.75 then sends the chunked
+		 * terminator even after HEAD, which a keep-alive client would read
+		 * as the start of its next response. HTTP/1.0 style framing (close
+		 * the connection) has neither problem.
+		 */
+		resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, empty_reader, NULL,
+							 NULL);
+		if (resp)
+			MHD_set_response_options(resp, MHD_RF_HTTP_1_0_COMPATIBLE_STRICT,
+						 MHD_RO_END);
+	} else {
+		body = strbuf_detach(&rp->body, &len);
+		/* The response frees @body when destroyed; if it cannot be made, we do. */
+		resp = MHD_create_response_from_buffer_with_free_callback(len, body, free);
+		if (!resp)
+			free(body);
+	}
+	if (!resp) {
+		pr_warn("http: %s: cannot create a response", rq->url);
+		return MHD_NO; /* MHD closes the connection */
+	}
+
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, rp->content_type);
+	/* The 404 echoes the path: never let a browser sniff it into HTML. */
+	MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+	if (rp->disposition)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_DISPOSITION, rp->disposition);
+	if (rp->allow)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
+	/* Every profile is a fresh window; a cached one would be a lie. */
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+
+	ret = MHD_queue_response(rq->conn, rp->status, resp);
+	MHD_destroy_response(resp);
+	pr_debug("http: %s %s -> %u", rq->method, rq->url, rp->status);
+	return ret;
+}
+
+/* ---- handlers ----------------------------------------------------------- */
+
+static const char root_html[] =
+	"<!DOCTYPE html>\n"
+	"<html><head><meta charset=\"utf-8\"><title>bpfprof</title></head>\n"
+	"<body>\n"
+	"<h1>bpfprof</h1>\n"
+	"<p>Continuous whole-system CPU profiler.</p>\n"
+	"<ul>\n"
+	"<li><a href=\"/flamegraph.svg?seconds=10\">/flamegraph.svg</a>: flame graph of the next "
+	"10 seconds</li>\n"
+	"<li><a href=\"/folded?seconds=10\">/folded</a>: folded stacks of the next 10 "
+	"seconds</li>\n"
+	"<li><a href=\"/debug/pprof/profile?seconds=30\">/debug/pprof/profile</a>: pprof CPU "
+	"profile of the next 30 seconds (gzip)</li>\n"
+	"<li><a href=\"/debug/pprof/\">/debug/pprof/</a>: pprof index (Parca, Pyroscope, "
+	"go tool pprof)</li>\n"
+	"<li><a href=\"/healthz\">/healthz</a>: health and counters</li>\n"
+	"</ul>\n"
+	"</body></html>\n";
+
+static const char pprof_index_html[] =
+	"<!DOCTYPE html>\n"
+	"<html><head><meta charset=\"utf-8\"><title>/debug/pprof/</title></head>\n"
+	"<body>\n"
+	"<h1>/debug/pprof/</h1>\n"
+	"<table>\n"
+	"<tr><td><a href=\"/debug/pprof/profile?seconds=30\">profile</a></td>"
+	"<td>CPU profile of every process for the next <code>seconds</code> (default 30, 1 to "
+	"300), gzip-compressed pprof. <code>go tool pprof "
+	"http://HOST:PORT/debug/pprof/profile?seconds=30</code></td></tr>\n"
+	"</table>\n"
+	"<p><a href=\"/\">bpfprof</a></p>\n"
+	"</body></html>\n";
+
+static void handle_html(struct srv *s, const struct route *rt, struct request *rq, struct reply *rp)
+{
+	(void)s;
+	(void)rq;
+	rp->status = MHD_HTTP_OK;
+	rp->content_type = "text/html; charset=utf-8";
+	if (rt->id == SRV_ROUTE_ROOT)
+		strbuf_add(&rp->body, root_html, sizeof(root_html) - 1);
+	else
+		strbuf_add(&rp->body, pprof_index_html, sizeof(pprof_index_html) - 1);
+}
+
+static void handle_healthz(struct srv *s, const struct route *rt, struct request *rq,
+			   struct reply *rp)
+{
+	(void)rt;
+	(void)rq;
+	reply_text(rp, MHD_HTTP_OK, "ok\n");
+	if (s->src.status)
+		s->src.status(s->src.ctx, &rp->body);
+}
+
+/* Finds the first "seconds" argument; MHD passes a NULL value for "?seconds" without '='. */
+struct seconds_arg {
+	bool found;
+	const char *value;
+};
+
+static enum MHD_Result find_seconds(void *cls, enum MHD_ValueKind kind, const char *key,
+				    const char *value)
+{
+	struct seconds_arg *a = cls;
+
+	(void)kind;
+	if (!key || strcmp(key, "seconds"))
+		return MHD_YES;
+	a->found = true;
+	a->value = value;
+	return MHD_NO; /* stop: the first one wins */
+}
+
+/* "1".."300", decimal digits only; anything else is -EINVAL. */
+static int parse_seconds(const char *v, unsigned int *out)
+{
+	unsigned long n = 0;
+
+	if (!v || !*v)
+		return -EINVAL;
+	for (; *v; v++) {
+		if (*v < '0' || *v > '9')
+			return -EINVAL;
+		n = n * 10 + (unsigned long)(*v - '0');
+		if (n > SRV_MAX_SECONDS) /* also stops overflow on long inputs */
+			return -EINVAL;
+	}
+	if (n < SRV_MIN_SECONDS)
+		return -EINVAL;
+	*out = (unsigned int)n;
+	return 0;
+}
+
+static void flamegraph_subtitle(const struct srv *s, unsigned int seconds, char *buf, size_t size)
+{
+	time_t now = time(NULL);
+	struct tm tm;
+
+	gmtime_r(&now, &tm);
+	snprintf(buf, size, "%s, %u s window ending %04d-%02d-%02d %02d:%02d:%02d UTC", s->host,
+		 seconds, tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+		 tm.tm_sec);
+}
+
+static void handle_profile(struct srv *s, const struct route *rt, struct request *rq,
+			   struct reply *rp)
+{
+	struct seconds_arg arg = {0};
+	struct prof_profile *p = NULL;
+	unsigned int seconds = rt->default_seconds;
+	int err;
+
+	MHD_get_connection_values(rq->conn, MHD_GET_ARGUMENT_KIND, find_seconds, &arg);
+	if (arg.found && parse_seconds(arg.value, &seconds)) {
+		reply_text(rp, MHD_HTTP_BAD_REQUEST,
+			   "bad seconds: must be an integer from %d to %d\n", SRV_MIN_SECONDS,
+			   SRV_MAX_SECONDS);
+		return;
+	}
+
+	switch (rt->format) {
+	case PROF_FMT_PPROF:
+		rp->content_type = "application/octet-stream";
+		rp->disposition = "attachment; filename=\"profile.pb.gz\"";
+		break;
+	case PROF_FMT_SVG:
+		rp->content_type = "image/svg+xml";
+		break;
+	case PROF_FMT_FOLDED:
+		rp->content_type = "text/plain; charset=utf-8";
+		break;
+	}
+	rp->status = MHD_HTTP_OK;
+	if (rq->head) {
+		rp->headers_only = true;
+		return;
+	}
+
+	__atomic_fetch_add(&s->stats.windows_open, 1, __ATOMIC_RELAXED);
+	err = s->src.window(s->src.ctx, seconds, &p);
+	__atomic_fetch_sub(&s->stats.windows_open, 1, __ATOMIC_RELAXED);
+	if (!err && !p)
+		err = -ENODATA; /* a source bug, but not worth a crash */
+	if (err == -ECANCELED) {
+		reply_text(rp, MHD_HTTP_SERVICE_UNAVAILABLE, "agent is shutting down\n");
+		goto out;
+	}
+	if (err) {
+		pr_warn("http: %s: window of %u s: %s", rt->path, seconds, strerror(-err));
+		reply_text(rp, MHD_HTTP_INTERNAL_SERVER_ERROR, "profile failed: %s\n",
+			   strerror(-err));
+		goto out;
+	}
+
+	switch (rt->format) {
+	case PROF_FMT_PPROF:
+		err = pprof_encode(p, &rp->body);
+		break;
+	case PROF_FMT_SVG: {
+		struct flamegraph_opts opts = {0};
+		char subtitle[512];
+
+		flamegraph_subtitle(s, seconds, subtitle, sizeof(subtitle));
+		opts.subtitle = subtitle;
+		err = flamegraph_encode(p, &rp->body, &opts);
+		break;
+	}
+	case PROF_FMT_FOLDED:
+		err = folded_encode(p, &rp->body, 0);
+		break;
+	}
+	if (err) {
+		pr_warn("http: %s: encoding failed: %s", rt->path, strerror(-err));
+		reply_text(rp, MHD_HTTP_INTERNAL_SERVER_ERROR, "encoding failed: %s\n",
+			   strerror(-err));
+	}
+out:
+	prof_profile__free(p);
+}
+
+static const struct route routes[] = {
+	{"/", SRV_ROUTE_ROOT, handle_html, 0, 0},
+	{"/debug/pprof/", SRV_ROUTE_PPROF_INDEX, handle_html, 0, 0},
+	{"/debug/pprof", SRV_ROUTE_PPROF_INDEX, handle_html, 0, 0},
+	{"/debug/pprof/profile", SRV_ROUTE_PROFILE, handle_profile, SRV_PROFILE_DEFAULT_SECONDS,
+	 PROF_FMT_PPROF},
+	{"/flamegraph.svg", SRV_ROUTE_FLAMEGRAPH, handle_profile, SRV_VIEW_DEFAULT_SECONDS,
+	 PROF_FMT_SVG},
+	{"/folded", SRV_ROUTE_FOLDED, handle_profile, SRV_VIEW_DEFAULT_SECONDS, PROF_FMT_FOLDED},
+	{"/healthz", SRV_ROUTE_HEALTHZ, handle_healthz, 0, 0},
+};
+
+static enum MHD_Result access_handler(void *cls, struct MHD_Connection *conn, const char *url,
+				      const char *method, const char *version,
+				      const char *upload_data, size_t *upload_data_size,
+				      void **con_cls)
+{
+	static int seen; /* *con_cls marker: the headers were looked at */
+	struct srv *s = cls;
+	struct request rq = {.conn = conn, .method = method ? method : "", .url = url ? url : ""};
+	struct reply rp = {0};
+	enum srv_route route = SRV_ROUTE_OTHER;
+	bool allowed;
+	enum MHD_Result ret;
+	size_t i;
+
+	(void)version;
+	(void)upload_data;
+
+	rq.head = method && !strcmp(method, MHD_HTTP_METHOD_HEAD);
+	allowed = method && (rq.head || !strcmp(method, MHD_HTTP_METHOD_GET));
+	if (allowed && !*con_cls) {
+		*con_cls = &seen;
+		return MHD_YES; /* answer on the last call, see the top of the file */
+	}
+	if (allowed && *upload_data_size) {
+		*upload_data_size = 0; /* a GET with a body: ignored, as everywhere */
+		return MHD_YES;
+	}
+	for (i = 0; i < ARRAY_SIZE(routes); i++) {
+		if (!strcmp(rq.url, routes[i].path)) {
+			route = routes[i].id;
+			break;
+		}
+	}
+
+	/* Every route takes GET and HEAD only, so the method is checked first. */
+	if (!allowed) {
+		reply_text(&rp, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed: ");
+		add_sanitized(&rp.body, method ? method : "");
+		strbuf_addc(&rp.body, '\n');
+		rp.allow = true;
+	} else if (i == ARRAY_SIZE(routes)) {
+		reply_text(&rp, MHD_HTTP_NOT_FOUND, "not found: ");
+		add_sanitized(&rp.body, rq.url);
+		strbuf_addc(&rp.body, '\n');
+	} else {
+		routes[i].handle(s, &routes[i], &rq, &rp);
+	}
+
+	ret = send_reply(s, &rq, route, &rp);
+	strbuf_release(&rp.body);
+	return ret;
+}
+
+/* MHD's own messages (bind failures, malformed requests) go to the debug log. */
+static void mhd_logger(void *cls, const char *fmt, va_list ap)
+{
+	struct strbuf sb = STRBUF_INIT;
+
+	(void)cls;
+	if (log_level < 3)
+		return;
+	strbuf_vaddf(&sb, fmt, ap);
+	while (sb.len && (sb.buf[sb.len - 1] == '\n' || sb.buf[sb.len - 1] == '\r'))
+		sb.buf[--sb.len] = '\0';
+	pr_debug("http: libmicrohttpd: %s", sb.buf ? sb.buf : "");
+	strbuf_release(&sb);
+}
+
+static struct MHD_Daemon *start_daemon(struct srv *s, unsigned int flags, const struct sockaddr *sa)
+{
+	/*
+	 * MHD_USE_POLL: select() cannot watch an fd above FD_SETSIZE (1024),
+	 * and the agent holds many (perf events per CPU, BPF maps, ELF files),
+	 * so accepted sockets can land there.
+	 *
+	 * No MHD_OPTION_LISTENING_ADDRESS_REUSE: left out, MHD sets SO_REUSEADDR,
+	 * which is what a restart during TIME_WAIT needs. 1 would set SO_REUSEPORT
+	 * and let a second agent bind the same port and take half the scrapes;
+	 * 0 drops SO_REUSEADDR. Both checked with MHD 0.9.75 via getsockopt().
+	 */
+	flags |= MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL |
+		 MHD_USE_ERROR_LOG;
+	/* The logger goes first so that it also gets MHD's complaints about the rest. */
+	return MHD_start_daemon(
+		flags, 0, NULL, NULL, access_handler, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_logger,
+		NULL, MHD_OPTION_SOCK_ADDR, sa, MHD_OPTION_CONNECTION_LIMIT, SRV_CONNECTION_LIMIT,
+		MHD_OPTION_CONNECTION_TIMEOUT, SRV_CONNECTION_TIMEOUT, MHD_OPTION_END);
+}
+
+struct srv *srv__start(const char *address, const struct srv_source *src)
+{
+	struct sockaddr_storage ss;
+	const union MHD_DaemonInfo *info;
+	unsigned int sslen, flags = 0;
+	struct srv *s;
+	int err;
+
+	if (!src || !src->window) {
+		errno = EINVAL;
+		return NULL;
+	}
+	err = srv_parse_address(address, &ss, &sslen);
+	if (err) {
+		errno = -err;
+		return NULL;
+	}
+
+	s = xcalloc(1, sizeof(*s));
+	s->src = *src;
+	if (gethostname(s->host, sizeof(s->host) - 1))
+		snprintf(s->host, sizeof(s->host), "localhost");
+
+	if (ss.ss_family == AF_INET6) {
+		const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)&ss;
+
+		/* MHD picks the socket family from the flags, not from the sockaddr. */
+		flags |= IN6_IS_ADDR_UNSPECIFIED(&sin6->sin6_addr) ? MHD_USE_DUAL_STACK
+								   : MHD_USE_IPv6;
+	}
+	errno = 0;
+	s->daemon = start_daemon(s, flags, (const struct sockaddr *)&ss);
+	if (!s->daemon && errno == EAFNOSUPPORT &&
+	    (flags & MHD_USE_DUAL_STACK) == MHD_USE_DUAL_STACK) {
+		/* ":PORT" on a host without IPv6: every IPv4 address is what was meant. */
+		struct sockaddr_in sin = {.sin_family = AF_INET};
+
+		sin.sin_addr.s_addr = htonl(INADDR_ANY);
+		sin.sin_port = ((const struct sockaddr_in6 *)&ss)->sin6_port;
+		errno = 0;
+		s->daemon = start_daemon(s, 0, (const struct sockaddr *)&sin);
+	}
+	if (!s->daemon) {
+		/* MHD keeps the errno of the failed socket()/bind()/listen(). */
+		err = errno ? errno : EIO;
+		free(s);
+		errno = err;
+		return NULL;
+	}
+
+	info = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
+	s->port = info ? info->port : 0;
+	pr_info("http: listening on %s (port %d)", address, s->port);
+	return s;
+}
+
+int srv__port(const struct srv *s)
+{
+	return s->port;
+}
+
+void srv__stats(const struct srv *s, struct srv_stats *out)
+{
+	unsigned int r, st;
+
+	for (r = 0; r < SRV_ROUTE__NR; r++)
+		for (st = 0; st < SRV_STATUS__NR; st++)
+			out->requests[r][st] =
+				__atomic_load_n(&s->stats.requests[r][st], __ATOMIC_RELAXED);
+	out->windows_open = __atomic_load_n(&s->stats.windows_open, __ATOMIC_RELAXED);
+}
+
+void srv__stop(struct srv *s)
+{
+	if (!s)
+		return;
+	/* Joins the listening thread and every connection thread. */
+	MHD_stop_daemon(s->daemon);
+	free(s);
+}

@@ -1,0 +1,133 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * server/server.h — the agent's HTTP interface (libmicrohttpd). Routing,
+ * parameter checking and handlers only: profiles come from a struct
+ * srv_source, bytes from the encoders in profiler/encode.h.
+ *
+ * Routes:
+ *   GET /debug/pprof/profile?seconds=N  gzip pprof of the next N seconds
+ *                                       (default 30, 1..300), application/octet-stream
+ *   GET /debug/pprof/                   HTML index (also /debug/pprof)
+ *   GET /flamegraph.svg?seconds=N       SVG flame graph of the next N seconds
+ *                                       (default 10: a person is waiting for it)
+ *   GET /folded?seconds=N               folded stacks of the next N seconds (default 10)
+ *   GET /healthz                        "ok\n" and the source's status text
+ *   GET /                               HTML page linking the above
+ * A bad parameter gets 400 with a one-line reason, an unknown path 404,
+ * a method other than GET/HEAD 405 (with an Allow header). Every profile
+ * request gets its own window, so concurrent and overlapping scrapes are
+ * all served. Unknown query parameters are ignored: Parca, Pyroscope and
+ * Go's pprof tooling add their own (e.g. debug=1).
+ *
+ * seconds must be a plain decimal integer from 1 to 300; "", "1.5", "-1",
+ * "+5", "30x" and "?seconds" without a value are all 400. The first
+ * seconds= in the query wins, as in Go's net/http.
+ *
+ * A window that fails gets 503 "agent is shutting down" for -ECANCELED,
+ * else 500 with strerror(); either way a one-line text/plain body.
+ *
+ * HEAD on a profile route checks the parameters and answers with the
+ * headers only, without opening a window: nobody should wait 30 s and
+ * cost the collector a window for a body that is thrown away. That reply
+ * has no Content-Length (the length is unknown) and closes the connection.
+ */
+#ifndef BPFPROF_SERVER_H
+#define BPFPROF_SERVER_H
+
+#include <stdint.h>
+
+#include "../common/util.h"
+#include "../profiler/profile.h"
+
+struct srv_source {
+	/*
+	 * Blocks until the window of the next @seconds is over and returns its
+	 * profile in *@out (the caller frees it with prof_profile__free()).
+	 * Called from several server threads at once. Returns 0 or -errno;
+	 * -ECANCELED when the agent is shutting down.
+	 */
+	int (*window)(void *ctx, unsigned int seconds, struct prof_profile **out);
+	/*
+	 * Appends a short plain-text status for /healthz after "ok\n" (sample
+	 * and drop counters). May be NULL.
+	 */
+	void (*status)(void *ctx, struct strbuf *out);
+	void *ctx;
+};
+
+struct srv;
+
+#define SRV_MIN_SECONDS 1
+#define SRV_MAX_SECONDS 300
+#define SRV_PROFILE_DEFAULT_SECONDS 30 /* /debug/pprof/profile, as Go's */
+#define SRV_VIEW_DEFAULT_SECONDS 10 /* /flamegraph.svg and /folded */
+
+/*
+ * Starts serving on @address ("127.0.0.1:7071", "[::1]:7071", ":7071" for
+ * every address, port 0 picks a free port). Returns NULL with errno set
+ * when the address is malformed (EINVAL) or cannot be bound (e.g.
+ * EADDRINUSE). Logs nothing on failure: the caller knows what the address
+ * was for and reports it. *@src is copied; src->ctx must outlive the server.
+ */
+struct srv *srv__start(const char *address, const struct srv_source *src);
+
+/* The port actually bound (useful with port 0). */
+int srv__port(const struct srv *s);
+
+/*
+ * Stops accepting, waits for running handlers to finish, frees. Make the
+ * source return (e.g. -ECANCELED) first, or this waits for open windows.
+ * NULL is a no-op.
+ */
+void srv__stop(struct srv *s);
+
+/*
+ * Request counters, for /metrics and tests. Every request that reaches the
+ * handler is counted exactly once, by route and by the status it got.
+ * Requests that libmicrohttpd rejects itself (malformed request line,
+ * oversized headers, connection limit) never reach the handler and are
+ * not counted.
+ */
+enum srv_route {
+	SRV_ROUTE_ROOT, /* / */
+	SRV_ROUTE_PPROF_INDEX, /* /debug/pprof/ */
+	SRV_ROUTE_PROFILE, /* /debug/pprof/profile */
+	SRV_ROUTE_FLAMEGRAPH, /* /flamegraph.svg */
+	SRV_ROUTE_FOLDED, /* /folded */
+	SRV_ROUTE_HEALTHZ, /* /healthz */
+	SRV_ROUTE_OTHER, /* unknown paths (404) */
+	SRV_ROUTE__NR,
+};
+
+enum srv_status {
+	SRV_STATUS_200,
+	SRV_STATUS_400,
+	SRV_STATUS_404,
+	SRV_STATUS_405,
+	SRV_STATUS_500,
+	SRV_STATUS_503,
+	SRV_STATUS__NR,
+};
+
+struct srv_stats {
+	uint64_t requests[SRV_ROUTE__NR][SRV_STATUS__NR];
+	uint64_t windows_open; /* profile windows being collected right now */
+};
+
+/* A consistent-enough snapshot: each counter is read atomically, not all at once. */
+void srv__stats(const struct srv *s, struct srv_stats *out);
+
+/* Label values for the counters: "/debug/pprof/profile", ...; 200, 400, ... */
+const char *srv_route_name(enum srv_route r);
+unsigned int srv_status_code(enum srv_status st);
+
+/*
+ * Parses "HOST:PORT" / "[V6]:PORT" / ":PORT". HOST is a numeric IPv4
+ * address or "localhost" (127.0.0.1); no name lookups. ":PORT" gives the
+ * IPv6 any-address, which srv__start() binds dual-stack (IPv4 too). PORT
+ * is 0..65535. 0 or -EINVAL. Exposed for tests.
+ */
+struct sockaddr_storage;
+int srv_parse_address(const char *address, struct sockaddr_storage *ss, unsigned int *sslen);
+
+#endif

@@ -1,0 +1,182 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * symbolizer/symbolizer.h — turning addresses into names, locally.
+ *
+ * Three independent pieces, each usable on its own (and unit-tested that way):
+ *
+ *   sym_kallsyms  /proc/kallsyms (kernel and module text symbols)
+ *   sym_procmaps  /proc/PID/maps parsing
+ *   sym_dso       one ELF file identity: build-id, PT_LOAD layout and its
+ *                 symbol table (.symtab, else .dynsym), loaded lazily,
+ *                 shared by every process that maps the file.
+ *   sym_dsos      the cache of sym_dso objects, keyed by file identity
+ *                 (build-id when the file has one, else dev:inode:size:mtime).
+ *
+ * Threading: none of these objects is internally locked. The collector
+ * thread owns the sym_dsos cache and the kallsyms table.
+ */
+#ifndef BPFPROF_SYMBOLIZER_H
+#define BPFPROF_SYMBOLIZER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+/* ---- kernel symbols ---------------------------------------------------- */
+
+struct sym_kallsyms;
+
+struct sym_ksym {
+	uint64_t addr;      /* symbol start */
+	const char *name;   /* lives as long as the table */
+	const char *module; /* NULL for vmlinux, else the module name ("ext4") */
+};
+
+/*
+ * Loads text symbols (types t, T, w, W) from a kallsyms-format file, e.g.
+ * "/proc/kallsyms". Malformed lines are skipped and counted (@nbad may be
+ * NULL). Returns NULL with errno set when the file cannot be read, and
+ * EPERM when every address is 0 (kptr_restrict hides them), ENODATA when
+ * it holds no text symbol.
+ *
+ * One entry is kept per address (global T over weak W over local t, fewer
+ * leading underscores, then by name). "__pfx_F"/"__cfi_F" padding symbols
+ * right in front of F are folded into F: their bytes fall through into F.
+ */
+struct sym_kallsyms *sym_kallsyms__load(const char *path, size_t *nbad);
+void sym_kallsyms__free(struct sym_kallsyms *k);
+/* Entries kept (after folding __pfx_ symbols and duplicate addresses). */
+size_t sym_kallsyms__count(const struct sym_kallsyms *k);
+/* Heap held by the table, in bytes (~3 MB for a 6.x distribution kernel). */
+size_t sym_kallsyms__bytes(const struct sym_kallsyms *k);
+
+/*
+ * The symbol containing @addr: the one with the highest start <= addr,
+ * provided addr is below the next symbol (or within 1 MiB of the last
+ * symbol of its module/vmlinux). NULL when none. O(log n).
+ * An address in F's __pfx_ padding gives F, so addr may be up to 64 bytes
+ * below the returned ->addr.
+ */
+const struct sym_ksym *sym_kallsyms__find(const struct sym_kallsyms *k, uint64_t addr);
+
+/* ---- /proc/PID/maps ---------------------------------------------------- */
+
+#define SYM_MAP_R 0x1
+#define SYM_MAP_W 0x2
+#define SYM_MAP_X 0x4
+#define SYM_MAP_P 0x8 /* private */
+
+struct sym_map_entry {
+	uint64_t start, end; /* [start, end) */
+	uint64_t pgoff;      /* file offset of start */
+	uint64_t inode;
+	uint32_t dev_major, dev_minor;
+	uint32_t perms;      /* SYM_MAP_* */
+	bool deleted;        /* path ended in " (deleted)", stripped from @path */
+	char *path;          /* owned; "" for anonymous mappings, "[vdso]", ... */
+};
+
+/*
+ * Parses a maps-format stream. Malformed lines are skipped and counted in
+ * *@nbad (may be NULL). On success returns 0 and an array the caller frees
+ * with sym_procmaps__free(). -errno on read errors.
+ */
+int sym_procmaps__parse(FILE *f, struct sym_map_entry **out, size_t *n, size_t *nbad);
+/* Convenience: opens /proc/@pid/maps. -ENOENT/-ESRCH when the process is gone. */
+int sym_procmaps__read(int pid, struct sym_map_entry **out, size_t *n);
+void sym_procmaps__free(struct sym_map_entry *e, size_t n);
+
+/* ---- ELF files ---------------------------------------------------------- */
+
+struct sym_dsos;
+struct sym_dso;
+
+struct sym_result {
+	const char *name;  /* symbol name; lives as long as the dso */
+	uint64_t sym_addr; /* symbol start (ELF virtual address) */
+	uint64_t vaddr;    /* the looked-up ELF virtual address */
+};
+
+/* Why a lookup failed; counted in struct sym_stats. */
+enum sym_fail {
+	SYM_FAIL_NONE = 0,
+	SYM_FAIL_OPEN,     /* file could not be opened (gone, permission) */
+	SYM_FAIL_ELF,      /* not a valid ELF file */
+	SYM_FAIL_NOSYMS,   /* ELF without .symtab and .dynsym */
+	SYM_FAIL_NOSYM,    /* address not covered by any symbol */
+	SYM_FAIL_NOLOAD,   /* file offset outside every PT_LOAD segment */
+	SYM_FAIL__COUNT,
+};
+
+struct sym_stats {
+	uint64_t dsos;           /* live sym_dso objects */
+	uint64_t dsos_loaded;    /* ... of which have their symbol table loaded */
+	uint64_t symbols;        /* symbols held in memory */
+	uint64_t bytes;          /* approximate heap held by symbol tables */
+	uint64_t lookups, hits;  /* resolve calls and successful ones */
+	uint64_t fail[SYM_FAIL__COUNT];
+};
+
+/*
+ * Files larger than this are refused (EFBIG): their symbol tables alone
+ * would exceed the agent's memory budget.
+ */
+#define SYM_DSO_MAX_FILE_SIZE (1ULL << 30)
+
+/* NULL with errno set only when libelf cannot be initialised. */
+struct sym_dsos *sym_dsos__new(void);
+/* Frees the cache; every dso must have been put already. NULL is a no-op. */
+void sym_dsos__free(struct sym_dsos *c);
+
+/*
+ * The dso for a file mapped by a live process. The file is opened now,
+ * through /proc/@pid/map_files/START-END (works for deleted files and other
+ * mount namespaces), falling back to /proc/@pid/root/PATH, then PATH. The
+ * descriptor is kept open by the dso so that the file can still be read
+ * after the process exits or the file is deleted. Returns a new reference
+ * (release with sym_dso__put()), or NULL with errno set.
+ *
+ * errno: from open() (ENOENT, EACCES, ...); ESTALE when the path now names
+ * another inode than the mapped one; EISDIR / EINVAL for a directory / any
+ * other non-regular file; EFBIG above SYM_DSO_MAX_FILE_SIZE. A regular file
+ * that is not valid ELF still gives a dso (so the failure is cached by
+ * identity); resolving in it fails with SYM_FAIL_ELF.
+ *
+ * The cache keeps up to 64 dsos whose last reference was put, and reuses
+ * them on the next get of the same identity.
+ */
+struct sym_dso *sym_dsos__get_mapped(struct sym_dsos *c, int pid, const struct sym_map_entry *m);
+
+/* The dso for a path on this machine (tests, `bpfprof symbolize -e`). New reference or NULL+errno. */
+struct sym_dso *sym_dsos__get_path(struct sym_dsos *c, const char *path);
+
+void sym_dso__get(struct sym_dso *d);
+/* Drops a reference; NULL is a no-op. */
+void sym_dso__put(struct sym_dso *d);
+
+const char *sym_dso__path(const struct sym_dso *d);
+/* Lowercase hex build-id, or NULL when the file has none. */
+const char *sym_dso__build_id(const struct sym_dso *d);
+
+/*
+ * ELF virtual address of a file offset, through the PT_LOAD program
+ * headers. 0 or -ENOENT (offset in no segment) / -EINVAL (bad ELF).
+ */
+int sym_dso__offset_to_vaddr(struct sym_dso *d, uint64_t file_offset, uint64_t *vaddr);
+
+/*
+ * Resolves a file offset (address - mapping start + mapping pgoff) to the
+ * symbol containing it. The symbol table is loaded on first use.
+ * Returns 0, or -ENOENT with r->vaddr still set when no symbol covers it,
+ * or another -errno when the file cannot be used; *@why (may be NULL) gets
+ * the reason. Every call is counted in the stats.
+ * The other errors: -ERANGE (SYM_FAIL_NOLOAD), -ENOEXEC (SYM_FAIL_ELF),
+ * -ENODATA (SYM_FAIL_NOSYMS: no .symtab/.dynsym, or no function in them).
+ */
+int sym_dso__resolve(struct sym_dso *d, uint64_t file_offset, struct sym_result *r,
+		     enum sym_fail *why);
+
+void sym_dsos__stats(const struct sym_dsos *c, struct sym_stats *out);
+
+#endif

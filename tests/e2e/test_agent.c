@@ -1,0 +1,244 @@
+// SPDX-License-Identifier: MIT
+/*
+ * End-to-end: the agent with the real BPF programs, scraped over HTTP the
+ * way Parca and Grafana Alloy do (overlapping /debug/pprof/profile windows),
+ * then stopped with SIGTERM.
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "../common/pprof_read.h"
+#include "../common/testutil.h"
+
+static pid_t agent_pid, load_pid;
+static int agent_port;
+static char agent_log[64];
+
+/* Number of loaded BPF programs named prof_sample (ours). */
+static int count_our_programs(void)
+{
+	char *argv[] = { "/usr/sbin/bpftool", "prog", "show", NULL };
+	struct strbuf out = STRBUF_INIT;
+	int n = 0;
+
+	if (access(argv[0], X_OK))
+		argv[0] = "/usr/bin/bpftool";
+	if (test_run(argv, &out, NULL, 10000) == 0 && out.buf)
+		for (const char *p = out.buf; (p = strstr(p, "name prof_sample")); p++)
+			n++;
+	strbuf_release(&out);
+	return n;
+}
+
+static void start_agent(void)
+{
+	char bin[256], addr[64];
+	struct test_http_response r;
+
+	test_require_bpf();
+	test_build_path("bpfprof", bin, sizeof(bin));
+	agent_port = test_free_port();
+	cr_assert_gt(agent_port, 0);
+	snprintf(addr, sizeof(addr), "127.0.0.1:%d", agent_port);
+	snprintf(agent_log, sizeof(agent_log), "/tmp/bpfprof-agent-%d.log", (int)getpid());
+	{
+		char *argv[] = { bin, "agent", "--http-address", addr, "-F", "199", NULL };
+
+		agent_pid = test_spawn(argv, NULL, agent_log);
+	}
+	cr_assert_gt(agent_pid, 0);
+	for (int i = 0; i < 100; i++) {
+		if (test_http(agent_port, "GET", "/healthz", &r, 1000) == 0 && r.status == 200) {
+			strbuf_release(&r.body);
+			goto load;
+		}
+		strbuf_release(&r.body);
+		usleep(100 * 1000);
+	}
+	cr_assert_fail("agent did not answer /healthz within 10 s");
+load: {
+	char fix[256];
+	char *argv[] = { fix, "30", "/dev/null", NULL };
+
+	test_build_path("fixtures/fpchains", fix, sizeof(fix));
+	load_pid = test_spawn(argv, NULL, NULL);
+}
+}
+
+static void stop_agent(void)
+{
+	int st;
+
+	if (load_pid > 0) {
+		kill(load_pid, SIGKILL);
+		waitpid(load_pid, &st, 0);
+		load_pid = 0;
+	}
+	if (agent_pid > 0) {
+		kill(agent_pid, SIGKILL);
+		waitpid(agent_pid, &st, 0);
+		agent_pid = 0;
+	}
+	unlink(agent_log);
+}
+
+struct scrape {
+	char path[128];
+	struct test_http_response r;
+	int err;
+	uint64_t took_ns;
+};
+
+static void *scrape_thread(void *arg)
+{
+	struct scrape *s = arg;
+	uint64_t t0 = now_mono_ns();
+
+	s->err = test_http(agent_port, "GET", s->path, &s->r, 30000);
+	s->took_ns = now_mono_ns() - t0;
+	return NULL;
+}
+
+/* Three overlapping scrapes, like Parca + Alloy + a person, all succeed. */
+Test(agent, concurrent_scrapes_are_valid_pprof, .init = start_agent, .fini = stop_agent,
+     .timeout = 90)
+{
+	struct scrape s[3] = {};
+	pthread_t th[3];
+
+	for (int i = 0; i < 3; i++) {
+		snprintf(s[i].path, sizeof(s[i].path), "/debug/pprof/profile?seconds=%d", 2 + i);
+		cr_assert_eq(pthread_create(&th[i], NULL, scrape_thread, &s[i]), 0);
+		usleep(300 * 1000); /* overlapping, not identical, windows */
+	}
+	for (int i = 0; i < 3; i++) {
+		Perftools__Profiles__Profile *pb;
+		char err[256];
+		bool leaf = false;
+
+		pthread_join(th[i], NULL);
+		cr_assert_eq(s[i].err, 0, "scrape %d: %s", i, strerror(-s[i].err));
+		cr_assert_eq(s[i].r.status, 200, "scrape %d: status %d", i, s[i].r.status);
+		cr_assert(!strncmp(s[i].r.content_type, "application/octet-stream", 24),
+			  "content type %s", s[i].r.content_type);
+		/* Each window is as long as asked (within a second). */
+		cr_expect_geq(s[i].took_ns, (uint64_t)(2 + i) * 1000000000ULL - 100000000ULL);
+		cr_expect_leq(s[i].took_ns, (uint64_t)(3 + i) * 1000000000ULL + 500000000ULL);
+		pb = pprof_read(s[i].r.body.buf, s[i].r.body.len);
+		cr_assert_not_null(pb, "scrape %d is not a pprof", i);
+		cr_assert_eq(pprof_check_ids(pb, err, sizeof(err)), 0, "scrape %d: %s", i, err);
+		cr_expect_geq(pb->duration_nanos, (int64_t)(2 + i) * 1000000000LL - 100000000LL);
+		for (size_t k = 0; k < pb->n_sample && !leaf; k++) {
+			struct strbuf st = STRBUF_INIT;
+
+			pprof_sample_stack(pb, pb->sample[k], &st);
+			leaf = st.buf && strstr(st.buf, "main;fp_a1;fp_a2;fp_a3;fp_leaf_a");
+			strbuf_release(&st);
+		}
+		cr_expect(leaf, "scrape %d lacks the fixture's chain", i);
+		pprof_free(pb);
+		if (i == 0) {
+			/* go tool pprof reads a scrape of the running agent. */
+			char path[] = "/tmp/bpfprof-scrape-XXXXXX";
+			int fd = mkstemp(path);
+			char *argv[] = { "/usr/bin/go", "tool", "pprof", "-top", path, NULL };
+			struct strbuf out = STRBUF_INIT, errb = STRBUF_INIT;
+
+			cr_assert_geq(fd, 0);
+			cr_assert_eq(write(fd, s[i].r.body.buf, s[i].r.body.len),
+				     (ssize_t)s[i].r.body.len);
+			close(fd);
+			setenv("HOME", "/tmp", 1);
+			setenv("GOCACHE", "/tmp/bpfprof-gocache", 1);
+			setenv("PPROF_TMPDIR", "/tmp", 1);
+			cr_expect_eq(test_run(argv, &out, &errb, 60000), 0, "go tool pprof: %s",
+				     errb.buf ? errb.buf : "");
+			cr_expect_eq(errb.len, 0, "go tool pprof warned: %s", errb.buf);
+			cr_expect(out.buf && strstr(out.buf, "fp_leaf_a"));
+			strbuf_release(&out);
+			strbuf_release(&errb);
+			unlink(path);
+		}
+		strbuf_release(&s[i].r.body);
+	}
+}
+
+Test(agent, other_routes_and_bad_requests, .init = start_agent, .fini = stop_agent,
+     .timeout = 60)
+{
+	struct test_http_response r;
+	static const char *const bad[] = {
+		"/debug/pprof/profile?seconds=abc",
+		"/debug/pprof/profile?seconds=-1",
+		"/debug/pprof/profile?seconds=100000",
+		"/flamegraph.svg?seconds=0",
+		"/folded?seconds=1.5",
+	};
+
+	cr_assert_eq(test_http(agent_port, "GET", "/flamegraph.svg?seconds=1", &r, 20000), 0);
+	cr_expect_eq(r.status, 200);
+	cr_expect(!strncmp(r.content_type, "image/svg+xml", 13), "%s", r.content_type);
+	cr_expect(r.body.buf && strstr(r.body.buf, "<svg") && strstr(r.body.buf, "fp_leaf_"),
+		  "flame graph lacks the fixture");
+	strbuf_release(&r.body);
+
+	cr_assert_eq(test_http(agent_port, "GET", "/folded?seconds=1", &r, 20000), 0);
+	cr_expect_eq(r.status, 200);
+	cr_expect(r.body.buf && strstr(r.body.buf, "fpchains;"), "folded lacks the fixture");
+	strbuf_release(&r.body);
+
+	cr_assert_eq(test_http(agent_port, "GET", "/debug/pprof/", &r, 5000), 0);
+	cr_expect_eq(r.status, 200);
+	cr_expect(r.body.buf && strstr(r.body.buf, "/debug/pprof/profile"));
+	strbuf_release(&r.body);
+
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+		cr_assert_eq(test_http(agent_port, "GET", bad[i], &r, 5000), 0);
+		cr_expect_eq(r.status, 400, "%s gave %d", bad[i], r.status);
+		cr_expect(r.body.len > 0 && strchr(r.body.buf, '\n') == r.body.buf + r.body.len - 1,
+			  "%s: reason is not one line: %s", bad[i], r.body.buf);
+		strbuf_release(&r.body);
+	}
+	cr_assert_eq(test_http(agent_port, "GET", "/no/such/path", &r, 5000), 0);
+	cr_expect_eq(r.status, 404);
+	strbuf_release(&r.body);
+
+	/* Garbage does not take the agent down. */
+	{
+		struct strbuf raw = STRBUF_INIT;
+
+		test_http_raw(agent_port, "\x01\x02 GARBAGE\r\n\r\n", 14, &raw, 3000);
+		strbuf_release(&raw);
+	}
+	cr_assert_eq(test_http(agent_port, "GET", "/healthz", &r, 5000), 0);
+	cr_expect_eq(r.status, 200);
+	cr_expect(r.body.buf && !strncmp(r.body.buf, "ok", 2));
+	strbuf_release(&r.body);
+}
+
+/* SIGTERM: exit 0, promptly, with every BPF program detached. */
+Test(agent, sigterm_detaches_and_exits_zero, .timeout = 60)
+{
+	int before, st;
+	uint64_t t0;
+
+	test_require_bpf();
+	before = count_our_programs();
+	start_agent();
+	cr_assert_gt(count_our_programs(), before, "agent loaded no prof_sample program");
+	t0 = now_mono_ns();
+	kill(agent_pid, SIGTERM);
+	cr_assert_eq(test_wait(agent_pid, &st, 10000), 0, "agent did not stop on SIGTERM");
+	agent_pid = 0;
+	cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 0, "agent exit status %d", st);
+	cr_expect_lt(now_mono_ns() - t0, 5000000000ULL, "agent took over 5 s to stop");
+	cr_expect_eq(count_our_programs(), before, "BPF programs left attached after exit");
+	stop_agent();
+}
