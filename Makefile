@@ -161,10 +161,16 @@ test: deps
 		$(BUILD)/tests/e2e_tests fixtures
 	@BPFPROF_BUILD=$(BUILD) tests/run.sh all $(BUILD)/tests/unit_tests $(BUILD)/tests/e2e_tests
 
+# LeakSanitizer reports at exit of criterion's worker processes without
+# failing the test, so any sanitizer report in the output fails the target.
 sanitize:
 	@$(MAKE) --no-print-directory BUILD=build-asan OPT=-O1 \
 		EXTRA_CFLAGS="-fsanitize=address,undefined -fno-sanitize-recover=undefined" \
-		EXTRA_LDFLAGS="-fsanitize=address,undefined" unit
+		EXTRA_LDFLAGS="-fsanitize=address,undefined" build-asan/tests/unit_tests \
+		$(patsubst $(BUILD)/%,build-asan/%,$(FIXTURES))
+	@BPFPROF_BUILD=build-asan tests/run.sh sanitize build-asan/tests/unit_tests 2>&1 | \
+		tee build-asan/sanitize.log
+	@! grep -E "Sanitizer|runtime error" build-asan/sanitize.log
 
 # ---- run, bench, install ---------------------------------------------------
 

@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -60,7 +61,8 @@ static const char usage_record[] =
 	"  -F, --freq HZ         samples per second per CPU (default 99, max 10000)\n"
 	"  -d, --duration SECS   how long to record (default 10); Ctrl-C stops early\n"
 	"                        and still writes the file\n"
-	"  -p, --pid PID         only this process (and its threads)\n"
+	"  -p, --pid PID         only this process (and its threads); the recording\n"
+	"                        ends early if the process exits\n"
 	"  -o, --output FILE     where to write (default " DEFAULT_OUTPUT "; \"-\" is stdout,\n"
 	"                        then --format is needed)\n"
 	"      --format FMT      pprof, folded or svg, overriding the file name\n"
@@ -158,6 +160,24 @@ static unsigned int count_processes(const struct prof_profile *p)
 	return n;
 }
 
+/* True when @pid is gone or a zombie (kill(pid, 0) still succeeds on a zombie). */
+static bool process_gone(int pid)
+{
+	struct strbuf sb = STRBUF_INIT;
+	char path[32], *p;
+	bool gone;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	if (read_file(path, &sb, 4096)) {
+		strbuf_release(&sb);
+		return true;
+	}
+	p = strrchr(sb.buf, ')');
+	gone = !p || p[1] != ' ' || p[2] == 'Z' || p[2] == 'X';
+	strbuf_release(&sb);
+	return gone;
+}
+
 static int cmd_record(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -180,7 +200,7 @@ static int cmd_record(int argc, char **argv)
 	struct strbuf out = STRBUF_INIT;
 	struct prof_collector *c;
 	struct prof_window *w;
-	bool quiet = false, tty = isatty(STDERR_FILENO);
+	bool quiet = false, tty = isatty(STDERR_FILENO), pid_gone = false;
 	uint64_t drops;
 	sigset_t sigs;
 	int opt, fmt, err, ret = 1;
@@ -263,6 +283,7 @@ static int cmd_record(int argc, char **argv)
 	c = prof_collector__start(&co);
 	if (!c)
 		return 1;
+	malloc_trim(0); /* libbpf's parsed kernel BTF is freed by now */
 	w = prof_collector__window_begin(c, duration * 1000);
 	if (!w) {
 		pr_err("cannot start recording: %s", strerror(errno));
@@ -280,6 +301,14 @@ static int cmd_record(int argc, char **argv)
 			tick = (struct timespec){ 0, (long)left * 1000000L + 1000000L };
 		if (sigtimedwait(&sigs, &si, &tick) > 0)
 			prof_collector__stop(c);
+		/* Like perf record -p: the recording ends with the process. */
+		if (co.pid && !pid_gone && process_gone(co.pid)) {
+			pid_gone = true;
+			if (!quiet)
+				fprintf(stderr, "%sbpfprof: process %d exited\n", tty ? "\r\033[K" : "",
+					co.pid);
+			prof_collector__stop(c);
+		}
 		err = prof_window__wait(c, w, 0, &prof);
 		if (err == 0)
 			break;
@@ -408,6 +437,7 @@ static int cmd_agent(int argc, char **argv)
 	c = prof_collector__start(&co);
 	if (!c)
 		return 1;
+	malloc_trim(0); /* libbpf's parsed kernel BTF is freed by now */
 	src = (struct srv_source){ .window = agent_window, .status = agent_status, .ctx = c };
 	srv = srv__start(address, &src);
 	if (!srv) {
@@ -435,6 +465,13 @@ static int cmd_agent(int argc, char **argv)
 int main(int argc, char **argv)
 {
 	const char *cmd = argc > 1 ? argv[1] : NULL;
+
+	/*
+	 * glibc gives every thread that allocates its own 64 MiB arena; the HTTP
+	 * threads only build responses, so two arenas keep RSS flat without
+	 * contention that matters.
+	 */
+	mallopt(M_ARENA_MAX, 2);
 
 	if (!cmd || !strcmp(cmd, "-h") || !strcmp(cmd, "--help")) {
 		fputs(usage_main, cmd ? stdout : stderr);
