@@ -172,7 +172,8 @@ int sym_dso__offset_to_vaddr(struct sym_dso *d, uint64_t file_offset, uint64_t *
  * or another -errno when the file cannot be used; *@why (may be NULL) gets
  * the reason. Every call is counted in the stats.
  * The other errors: -ERANGE (SYM_FAIL_NOLOAD), -ENOEXEC (SYM_FAIL_ELF),
- * -ENODATA (SYM_FAIL_NOSYMS: no .symtab/.dynsym, or no function in them).
+ * -ENODATA (SYM_FAIL_NOSYMS: no .symtab/.dynsym, or no function in them),
+ * -EFBIG (SYM_FAIL_NOSYMS: more than 4M functions, not loaded).
  */
 int sym_dso__resolve(struct sym_dso *d, uint64_t file_offset, struct sym_result *r,
 		     enum sym_fail *why);
