@@ -10,7 +10,7 @@ for bin in "$@"; do
 	jobs=$(nproc)
 	case "$bin" in *e2e*) jobs=1 ;; esac
 	log=$(mktemp)
-	"$bin" --jobs "$jobs" --verbose=0 --always-succeed=false 2>&1 | tee "$log"
+	"$bin" --jobs "$jobs" 2>&1 | tee "$log"
 	st=${PIPESTATUS[0]}
 	line=$(grep -a 'Synthesis:' "$log" | tail -n 1)
 	rm -f "$log"
