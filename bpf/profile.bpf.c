@@ -181,6 +181,63 @@ static __always_inline __u64 capture_stack(void *ctx, void *stacks, __u64 flags,
 	return h;
 }
 
+#if defined(__TARGET_ARCH_x86)
+/*
+ * Whether @ra follows a call instruction: call rel32 (E8 + 4 bytes), or an
+ * indirect call FF /2 with a ModRM of 2 (register), 3 (disp8) or 6 bytes
+ * (disp32, RIP-relative). Reads 8 bytes of user code.
+ */
+static __always_inline bool after_call(__u64 ra)
+{
+	__u8 c[8];
+
+	if (ra < 4096 || bpf_probe_read_user(c, sizeof(c), (void *)(ra - 8)))
+		return false;
+	if (c[3] == 0xe8)
+		return true;
+	/* FF /2 with mod 11 (call *%reg), or mod 00 without SIB/disp (call *(%reg)) */
+	if (c[6] == 0xff && (c[7] & 0x38) == 0x10 &&
+	    ((c[7] & 0xc0) == 0xc0 || ((c[7] & 0xc0) == 0 && (c[7] & 7) != 4 && (c[7] & 7) != 5)))
+		return true;
+	if (c[5] == 0xff && (c[6] & 0x38) == 0x10 && (c[6] & 0xc0) == 0x40)
+		return true;
+	if (c[2] == 0xff && (c[3] & 0x38) == 0x10 && ((c[3] & 0xc0) == 0x80 || c[3] == 0x15))
+		return true;
+	return false;
+}
+
+/* See prof_sample_key.leaf_ra. */
+static __always_inline void find_leaf_ra(struct bpf_perf_event_data *ctx, struct task_struct *task,
+					 bool in_kernel, struct prof_sample_key *key)
+{
+	__u64 sp, w[2];
+
+	if (!in_kernel) {
+		sp = *(volatile __u64 *)&ctx->regs.sp;
+	} else {
+		/* The user registers saved at kernel entry (needs a BTF task pointer). */
+		struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
+
+		if (!regs)
+			return;
+		sp = BPF_CORE_READ(regs, sp);
+	}
+	if (bpf_probe_read_user(w, sizeof(w), (void *)sp))
+		return;
+	if (after_call(w[0])) {
+		key->leaf_ra = w[0];
+	} else if (after_call(w[1])) {
+		key->leaf_ra = w[1];
+		key->flags |= PROF_KEY_RA_SLOT1;
+	}
+}
+#else
+static __always_inline void find_leaf_ra(struct bpf_perf_event_data *ctx, struct task_struct *task,
+					 bool in_kernel, struct prof_sample_key *key)
+{
+}
+#endif
+
 static __always_inline void count_sample(void *counts, struct prof_sample_key *key)
 {
 	__u64 one = 1, *val;
@@ -246,9 +303,11 @@ int prof_sample(struct bpf_perf_event_data *ctx)
 	 */
 	if (in_kernel && kernel_stacks)
 		key.kern_stack = capture_stack(ctx, stacks, 0, &key.kern_err, PROF_STAT_KSTACK_FAIL);
-	if (!kthread)
+	if (!kthread) {
 		key.user_stack = capture_stack(ctx, stacks, BPF_F_USER_STACK, &key.user_err,
 					       PROF_STAT_USTACK_FAIL);
+		find_leaf_ra(ctx, task, in_kernel, &key);
+	}
 
 	count_sample(active_set ? (void *)&counts1 : (void *)&counts0, &key);
 	return 0;

@@ -48,15 +48,26 @@ struct prof_sample_key {
 	__s32 user_err;   /* why user_stack is 0: 0 = kernel thread, else -errno */
 	__u32 aspace;     /* address-space id of the pid when sampled (see prof_pid_info) */
 	__u32 flags;      /* PROF_KEY_* */
+	/*
+	 * A return address found at the top of the user stack ([sp], or
+	 * [sp + 8] with PROF_KEY_RA_SLOT1), 0 when neither word follows a call
+	 * instruction. A function that has not set up its frame (a leaf that
+	 * uses no stack, even when built with frame pointers; a libc syscall
+	 * wrapper) keeps its return address there, and a frame-pointer walk
+	 * skips its caller. User space checks the leaf's CFI and, when the
+	 * CFA is sp-based at that address, inserts this as the caller.
+	 */
+	__u64 leaf_ra;
 	char comm[PROF_COMM_LEN];   /* process name: the thread group leader's comm */
 	char thread[PROF_COMM_LEN]; /* thread name: current->comm */
 };
-_Static_assert(sizeof(struct prof_sample_key) == 72, "prof_sample_key layout");
+_Static_assert(sizeof(struct prof_sample_key) == 80, "prof_sample_key layout");
 
 /* Pseudo errno values for kern_err/user_err that do not come from a helper. */
 #define PROF_ERR_STACKS_FULL 1000 /* -1000: the stacks map was full */
 
 #define PROF_KEY_KERNEL_MODE 0x1 /* the sample interrupted kernel code */
+#define PROF_KEY_RA_SLOT1 0x2    /* leaf_ra was read at [sp + 8], not [sp] */
 
 /*
  * Per-tgid state in the pids map. aspace is an address-space id, unique for

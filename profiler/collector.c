@@ -118,13 +118,55 @@ static uint32_t add_kernel_frames(struct prof_collector *c, uint32_t n,
 	return n;
 }
 
+/* x86-64 DWARF register numbers */
+#define DWARF_REG_RSP 7
+
+/*
+ * The caller a frame-pointer walk skipped, or 0. When the sampled function
+ * has not set up its frame yet (its CFA is rsp-based at the sampled
+ * address: a leaf that uses no stack, a function's first instructions, a
+ * libc syscall wrapper), rbp still points at its caller's frame, so the
+ * walk's second entry is the caller's return address and the caller itself
+ * is missing. Its return address was captured from the top of the stack
+ * (prof_sample_key.leaf_ra); the CFI decides whether it belongs there.
+ */
+static uint64_t skipped_caller(struct prof_collector *c, struct prof_aspace *as,
+			       const struct prof_raw_sample *rs)
+{
+	uint64_t ip = rs->ustack[0], ra = rs->key->leaf_ra, vaddr;
+	int64_t want = rs->key->flags & PROF_KEY_RA_SLOT1 ? 16 : 8, off;
+	const struct prof_vma *v = prof_procs__find_vma(c->procs, as, ip);
+	int reg;
+
+	if (!v || !v->dso || (rs->nustack > 1 && rs->ustack[1] == ra))
+		return 0;
+	if (sym_dso__offset_to_vaddr(v->dso, ip - v->start + v->pgoff, &vaddr) ||
+	    sym_dso__cfa(v->dso, vaddr, &reg, &off) || reg != DWARF_REG_RSP || off != want)
+		return 0;
+	if (!prof_procs__find_vma(c->procs, as, ra - 1))
+		return 0;
+	c->stats.leaf_fixups += rs->count;
+	return ra;
+}
+
 static uint32_t add_user_frames(struct prof_collector *c, uint32_t n,
 				const struct prof_raw_sample *rs)
 {
 	struct prof_aspace *as = prof_procs__get(c->procs, rs->key->pid, rs->key->aspace);
+	uint64_t addrs[PROF_MAX_STACK_DEPTH + 1];
+	uint32_t na = 0;
 
-	for (uint32_t i = 0; i < rs->nustack && n < MAX_FRAMES; i++, n++) {
-		uint64_t addr = rs->ustack[i];
+	for (uint32_t i = 0; i < rs->nustack; i++) {
+		addrs[na++] = rs->ustack[i];
+		if (i == 0 && rs->key->leaf_ra) {
+			uint64_t caller = skipped_caller(c, as, rs);
+
+			if (caller)
+				addrs[na++] = caller;
+		}
+	}
+	for (uint32_t i = 0; i < na && n < MAX_FRAMES; i++, n++) {
+		uint64_t addr = addrs[i];
 		uint64_t look = i ? addr - 1 : addr;
 		const struct prof_vma *v = prof_procs__find_vma(c->procs, as, look);
 		struct prof_mapping_in *m = &c->maps[n];

@@ -37,6 +37,7 @@ struct prof_collector_stats {
 	uint64_t kstacks_lost;    /* samples whose kernel stack was lost */
 	uint64_t ustacks_lost;    /* samples whose user stack was lost */
 	uint64_t ustacks_truncated; /* samples whose user stack hit the depth limit */
+	uint64_t leaf_fixups;     /* samples whose skipped caller was restored (see skipped_caller) */
 	uint64_t frames;          /* frames symbolized */
 	uint64_t frames_unknown;  /* ... that got no symbol ([unknown] or module+0xoff) */
 	uint64_t drains;

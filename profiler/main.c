@@ -364,7 +364,8 @@ static void agent_status(void *ctx, struct strbuf *out)
 		    "cpus %d\nfrequency_hz %u\nsamples %llu\nidle_samples %llu\n"
 		    "dropped_counts_map_full %llu\nstacks_lost_kernel %llu\nstacks_lost_user %llu\n"
 		    "stacks_map_full %llu\nstacks_truncated %llu\nevents_lost %llu\n"
-		    "frames %llu\nframes_unknown %llu\ndrains %llu\nwindows %llu\n"
+		    "leaf_caller_fixups %llu\nframes %llu\nframes_unknown %llu\ndrains %llu\n"
+		    "windows %llu\n"
 		    "address_spaces %llu\nsymbol_files %llu\n",
 		    st.ncpus, st.freq, (unsigned long long)st.samples,
 		    (unsigned long long)st.bpf[PROF_STAT_IDLE],
@@ -373,7 +374,7 @@ static void agent_status(void *ctx, struct strbuf *out)
 		    (unsigned long long)st.bpf[PROF_STAT_STACK_FULL],
 		    (unsigned long long)st.bpf[PROF_STAT_STACK_TRUNCATED],
 		    (unsigned long long)st.bpf[PROF_STAT_EVENTS_LOST],
-		    (unsigned long long)st.frames, (unsigned long long)st.frames_unknown,
+		    (unsigned long long)st.leaf_fixups, (unsigned long long)st.frames, (unsigned long long)st.frames_unknown,
 		    (unsigned long long)st.drains, (unsigned long long)st.windows,
 		    (unsigned long long)st.procs.aspaces, (unsigned long long)st.sym.dsos);
 }

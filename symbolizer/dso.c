@@ -19,6 +19,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <dwarf.h>
+#include <elfutils/libdw.h>
 #include <gelf.h>
 #include <inttypes.h>
 #include <libelf.h>
@@ -87,6 +89,11 @@ struct sym_dso {
 	size_t nsyms;
 	char *names; /* the arena: NUL-terminated names */
 	size_t names_len;
+
+	/* CFI (.eh_frame/.debug_frame) through libdw, opened on first sym_dso__cfa() */
+	Elf *cfi_elf;
+	Dwarf_CFI *cfi;
+	bool cfi_tried;
 
 	/* cache links, private to this file */
 	struct sym_dso *next_file; /* chain in by_file: every cached dso */
@@ -245,6 +252,10 @@ static void dso_destroy(struct sym_dso *d)
 			c->st.bytes -= syms_bytes(d);
 		}
 	}
+	if (d->cfi)
+		dwarf_cfi_end(d->cfi);
+	if (d->cfi_elf)
+		elf_end(d->cfi_elf);
 	if (d->fd >= 0)
 		close(d->fd);
 	free(d->path);
@@ -786,6 +797,41 @@ out:
 }
 
 /* ---- the cache ------------------------------------------------------------- */
+
+int sym_dso__cfa(struct sym_dso *d, uint64_t vaddr, int *reg, int64_t *offset)
+{
+	Dwarf_Frame *frame = NULL;
+	Dwarf_Op *ops;
+	size_t nops;
+	int err = 0;
+
+	if (!d->cfi_tried) {
+		d->cfi_tried = true;
+		if (d->elf_ok && d->fd >= 0) {
+			d->cfi_elf = elf_begin(d->fd, ELF_C_READ_MMAP, NULL);
+			/* .eh_frame from the ELF file itself; NULL when it has none. */
+			d->cfi = d->cfi_elf ? dwarf_getcfi_elf(d->cfi_elf) : NULL;
+		}
+	}
+	if (!d->cfi)
+		return -ENODATA;
+	if (dwarf_cfi_addrframe(d->cfi, vaddr, &frame) != 0)
+		return -ENOENT;
+	if (dwarf_frame_cfa(frame, &ops, &nops) != 0 || nops != 1) {
+		err = -EOPNOTSUPP;
+	} else if (ops[0].atom == DW_OP_bregx) {
+		/* libdw's form for DW_CFA_def_cfa: register in number, offset in number2. */
+		*reg = (int)ops[0].number;
+		*offset = (int64_t)ops[0].number2;
+	} else if (ops[0].atom >= DW_OP_breg0 && ops[0].atom <= DW_OP_breg31) {
+		*reg = ops[0].atom - DW_OP_breg0;
+		*offset = (int64_t)ops[0].number;
+	} else {
+		err = -EOPNOTSUPP; /* a DWARF expression, not register + offset */
+	}
+	free(frame);
+	return err;
+}
 
 struct sym_dsos *sym_dsos__new(void)
 {

@@ -178,6 +178,16 @@ int sym_dso__offset_to_vaddr(struct sym_dso *d, uint64_t file_offset, uint64_t *
 int sym_dso__resolve(struct sym_dso *d, uint64_t file_offset, struct sym_result *r,
 		     enum sym_fail *why);
 
+/*
+ * The CFA rule at ELF virtual address @vaddr, from the file's .eh_frame (or
+ * .debug_frame) through libdw: CFA = DWARF register *@reg + *@offset (on
+ * x86-64, register 7 is rsp and 6 is rbp). The CFI is opened on first use
+ * and kept with the dso. Returns 0; -ENODATA when the file has no CFI;
+ * -ENOENT when no FDE covers @vaddr; -EOPNOTSUPP when the rule is a DWARF
+ * expression.
+ */
+int sym_dso__cfa(struct sym_dso *d, uint64_t vaddr, int *reg, int64_t *offset);
+
 void sym_dsos__stats(const struct sym_dsos *c, struct sym_stats *out);
 
 #endif

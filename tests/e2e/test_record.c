@@ -12,6 +12,9 @@
  *     share of measured CPU time;
  *   - the pprof is valid (ids 1..N, labels) and `go tool pprof` reads it
  *     without a warning.
+ * One chain ends in a leaf without a frame (fp_leaf_e), where a plain
+ * frame-pointer walk loses the caller; the test first checks with objdump
+ * that the compiler really left the frame out.
  * Sampling runs at 499 Hz for 6 s (about 6000 samples over two threads), so
  * the statistical error of a share is below 1 point and a 3-point tolerance
  * does not flake.
@@ -30,7 +33,7 @@
 #include "../common/pprof_read.h"
 #include "../common/testutil.h"
 
-#define NCHAINS 4
+#define NCHAINS 5
 #define TOLERANCE_PP 3.0
 #define MIN_COMPLETE 0.98
 
@@ -224,6 +227,16 @@ Test(record, fp_chains_exact_shape_and_shares, .timeout = 120)
 	test_build_path("bpfprof", bin, sizeof(bin));
 	test_build_path("fixtures/fpchains", fix, sizeof(fix));
 	cr_assert_not_null(mkdtemp(dir));
+	{
+		char *argv[] = { "/usr/bin/objdump", "-d", "--disassemble=fp_leaf_e", fix, NULL };
+		struct strbuf out = STRBUF_INIT;
+
+		cr_assert_eq(test_run(argv, &out, NULL, 30000), 0, "objdump failed");
+		cr_assert(out.buf && strstr(out.buf, "<fp_leaf_e>:"), "no fp_leaf_e in %s", fix);
+		cr_assert(!strstr(out.buf, "push   %rbp"),
+			  "fp_leaf_e sets up a frame: the fixture no longer tests frameless leaves");
+		strbuf_release(&out);
+	}
 	snprintf(truth_path, sizeof(truth_path), "%s/truth.txt", dir);
 	snprintf(folded_path, sizeof(folded_path), "%s/out.folded", dir);
 	snprintf(pprof_path, sizeof(pprof_path), "%s/out.pb.gz", dir);
