@@ -409,7 +409,8 @@ int prof_sampler__drain(struct prof_sampler *s, prof_sample_fn fn, void *ctx, ui
 		s->sidx[i].idx = i;
 	}
 	s->nstacks = ns;
-	qsort(s->sidx, ns, sizeof(*s->sidx), cmp_stack_ent);
+	if (ns > 1)
+		qsort(s->sidx, ns, sizeof(*s->sidx), cmp_stack_ent);
 
 	for (long i = 0; i < n; i++) {
 		const struct prof_sample_key *k = &s->keys[i];

@@ -436,9 +436,9 @@ static void handle_profile(struct srv *s, const struct route *rt, struct request
 		return;
 	}
 
+	/* Counted until the body is built, so that srv__stop() can wait for it. */
 	__atomic_fetch_add(&s->stats.windows_open, 1, __ATOMIC_RELAXED);
 	err = s->src.window(s->src.ctx, seconds, &p);
-	__atomic_fetch_sub(&s->stats.windows_open, 1, __ATOMIC_RELAXED);
 	if (!err && !p)
 		err = -ENODATA; /* a source bug, but not worth a crash */
 	if (err == -ECANCELED) {
@@ -476,6 +476,7 @@ static void handle_profile(struct srv *s, const struct route *rt, struct request
 	}
 out:
 	prof_profile__free(p);
+	__atomic_fetch_sub(&s->stats.windows_open, 1, __ATOMIC_RELAXED);
 }
 
 static const struct route routes[] = {
@@ -570,8 +571,9 @@ static struct MHD_Daemon *start_daemon(struct srv *s, unsigned int flags, const 
 	 * and let a second agent bind the same port and take half the scrapes;
 	 * 0 drops SO_REUSEADDR. Both checked with MHD 0.9.75 via getsockopt().
 	 */
+	/* MHD_USE_ITC: MHD_quiesce_daemon() in srv__stop() needs it. */
 	flags |= MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL |
-		 MHD_USE_ERROR_LOG;
+		 MHD_USE_ERROR_LOG | MHD_USE_ITC;
 	/* The logger goes first so that it also gets MHD's complaints about the rest. */
 	return MHD_start_daemon(
 		flags, 0, NULL, NULL, access_handler, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_logger,
@@ -651,11 +653,50 @@ void srv__stats(const struct srv *s, struct srv_stats *out)
 	out->windows_open = __atomic_load_n(&s->stats.windows_open, __ATOMIC_RELAXED);
 }
 
+/* How long srv__stop() lets requests in flight finish. */
+#define SRV_STOP_GRACE_MS 5000
+/* ... and how long it then lets MHD send their responses. */
+#define SRV_STOP_FLUSH_MS 300
+
+static unsigned int open_connections(const struct srv *s)
+{
+	const union MHD_DaemonInfo *i =
+		MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+
+	return i ? i->num_connections : 0;
+}
+
 void srv__stop(struct srv *s)
 {
+	MHD_socket lsock;
+	uint64_t deadline, flush_until = 0;
+
 	if (!s)
 		return;
+	/*
+	 * Stop accepting, then let requests in flight be answered: when the
+	 * agent stops, the collector completes every open window with what it
+	 * has, and a scraper should get that profile rather than a reset
+	 * connection. Idle keep-alive connections do not hold us up: once no
+	 * handler is busy, MHD gets SRV_STOP_FLUSH_MS to send what is queued.
+	 */
+	lsock = MHD_quiesce_daemon(s->daemon);
+	deadline = now_mono_ns() + SRV_STOP_GRACE_MS * 1000000ULL;
+	while (open_connections(s) > 0 && now_mono_ns() < deadline) {
+		if (__atomic_load_n(&s->stats.windows_open, __ATOMIC_RELAXED) == 0) {
+			if (!flush_until)
+				flush_until = now_mono_ns() + SRV_STOP_FLUSH_MS * 1000000ULL;
+			else if (now_mono_ns() >= flush_until)
+				break;
+		} else {
+			flush_until = 0;
+		}
+		usleep(10 * 1000);
+	}
 	/* Joins the listening thread and every connection thread. */
 	MHD_stop_daemon(s->daemon);
+	/* MHD hands the quiesced listening socket to us; close it after the stop. */
+	if (lsock != MHD_INVALID_SOCKET)
+		close(lsock);
 	free(s);
 }

@@ -111,7 +111,7 @@ enum srv_status {
 
 struct srv_stats {
 	uint64_t requests[SRV_ROUTE__NR][SRV_STATUS__NR];
-	uint64_t windows_open; /* profile windows being collected right now */
+	uint64_t windows_open; /* profile requests being collected or encoded right now */
 };
 
 /* A consistent-enough snapshot: each counter is read atomically, not all at once. */

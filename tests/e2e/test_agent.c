@@ -223,9 +223,15 @@ Test(agent, other_routes_and_bad_requests, .init = start_agent, .fini = stop_age
 	strbuf_release(&r.body);
 }
 
-/* SIGTERM: exit 0, promptly, with every BPF program detached. */
+/*
+ * SIGTERM: exit 0, promptly, with every BPF program detached; a scrape in
+ * flight gets the profile of the window so far, not a reset connection.
+ */
 Test(agent, sigterm_detaches_and_exits_zero, .timeout = 60)
 {
+	struct scrape inflight = { .path = "/debug/pprof/profile?seconds=60" };
+	Perftools__Profiles__Profile *pb;
+	pthread_t th;
 	int before, st;
 	uint64_t t0;
 
@@ -233,6 +239,8 @@ Test(agent, sigterm_detaches_and_exits_zero, .timeout = 60)
 	before = count_our_programs();
 	start_agent();
 	cr_assert_gt(count_our_programs(), before, "agent loaded no prof_sample program");
+	cr_assert_eq(pthread_create(&th, NULL, scrape_thread, &inflight), 0);
+	sleep(2);
 	t0 = now_mono_ns();
 	kill(agent_pid, SIGTERM);
 	cr_assert_eq(test_wait(agent_pid, &st, 10000), 0, "agent did not stop on SIGTERM");
@@ -240,5 +248,14 @@ Test(agent, sigterm_detaches_and_exits_zero, .timeout = 60)
 	cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 0, "agent exit status %d", st);
 	cr_expect_lt(now_mono_ns() - t0, 5000000000ULL, "agent took over 5 s to stop");
 	cr_expect_eq(count_our_programs(), before, "BPF programs left attached after exit");
+	pthread_join(th, NULL);
+	cr_expect_eq(inflight.err, 0, "in-flight scrape: %s", strerror(-inflight.err));
+	cr_expect_eq(inflight.r.status, 200, "in-flight scrape got status %d", inflight.r.status);
+	pb = pprof_read(inflight.r.body.buf, inflight.r.body.len);
+	cr_expect_not_null(pb, "in-flight scrape is not a pprof");
+	if (pb)
+		cr_expect_geq(pb->duration_nanos, 1000000000LL, "in-flight window lost its data");
+	pprof_free(pb);
+	strbuf_release(&inflight.r.body);
 	stop_agent();
 }
