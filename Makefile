@@ -30,7 +30,7 @@ CFLAGS ?= $(OPT) -g
 override CFLAGS += $(WARN) -std=gnu11 -D_GNU_SOURCE -fno-omit-frame-pointer \
 	-I. -I$(BUILD) -I$(BUILD)/proto $(PKG_CFLAGS) $(EXTRA_CFLAGS)
 LDFLAGS += $(EXTRA_LDFLAGS)
-LDLIBS := $(PKG_LIBS) -lpthread -lm
+LDLIBS := $(PKG_LIBS) -liberty -lpthread -lm
 
 # ---- sources ---------------------------------------------------------------
 

@@ -18,7 +18,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#ifndef ARRAY_SIZE
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+#endif
 
 void *xmalloc(size_t size);
 void *xcalloc(size_t nmemb, size_t size);

@@ -7,7 +7,7 @@ PKGS=(
 	make gcc clang llvm pkg-config bpftool
 	libbpf-dev libelf-dev libdw-dev zlib1g-dev libzstd-dev
 	libmicrohttpd-dev libprotobuf-c-dev protobuf-c-compiler
-	libcriterion-dev libunwind-dev elfutils binutils
+	libcriterion-dev libunwind-dev libiberty-dev elfutils binutils
 	golang-go linux-perf procps time curl nodejs libxml2-utils
 )
 

@@ -190,4 +190,26 @@ int sym_dso__cfa(struct sym_dso *d, uint64_t vaddr, int *reg, int64_t *offset);
 
 void sym_dsos__stats(const struct sym_dsos *c, struct sym_stats *out);
 
+/* ---- demangling ---------------------------------------------------------- */
+
+struct sym_demangler;
+
+/* A cache of up to @max_entries demangled names (0 = 8192). */
+struct sym_demangler *sym_demangler__new(size_t max_entries);
+void sym_demangler__free(struct sym_demangler *d);
+
+/*
+ * The demangled form of a C++ (_Z) or Rust (_Z legacy, _R v0) symbol, with
+ * parameter types; @name itself for anything else or when demangling fails.
+ * The result lives until the next sym_demangler__trim(), so a caller can
+ * demangle every frame of a stack and use them all.
+ */
+const char *sym_demangle(struct sym_demangler *d, const char *name);
+
+/* Empties the cache if it grew past its bound. Call between batches. */
+void sym_demangler__trim(struct sym_demangler *d);
+
+void sym_demangler__stats(const struct sym_demangler *d, uint64_t *entries, uint64_t *lookups,
+			  uint64_t *hits);
+
 #endif
