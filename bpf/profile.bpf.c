@@ -109,6 +109,7 @@ static __always_inline __u32 new_aspace(__u32 tgid, __u32 type)
 	struct prof_pid_info info = {};
 
 	info.aspace = __sync_fetch_and_add(&next_aspace, 1);
+	info.rescans = type == PROF_EV_EXEC ? PROF_RESCANS_AFTER_EXEC : 0;
 	if (bpf_map_update_elem(&pids, &tgid, &info, BPF_ANY))
 		stat_inc(PROF_STAT_PIDS_FULL);
 	emit_event(type, tgid, info.aspace);
@@ -195,6 +196,13 @@ static __always_inline bool after_call(__u64 ra)
 		return false;
 	if (c[3] == 0xe8)
 		return true;
+	/* FF /2 with a SIB byte: call *(b,i,s) (3), *d8(b,i,s) (4), *d32(b,i,s) (7) */
+	if (c[5] == 0xff && c[6] == 0x14)
+		return true;
+	if (c[4] == 0xff && (c[5] & 0xc7) == 0x44 && (c[5] & 0x38) == 0x10)
+		return true;
+	if (c[1] == 0xff && (c[2] & 0xc7) == 0x84 && (c[2] & 0x38) == 0x10)
+		return true;
 	/* FF /2 with mod 11 (call *%reg), or mod 00 without SIB/disp (call *(%reg)) */
 	if (c[6] == 0xff && (c[7] & 0x38) == 0x10 &&
 	    ((c[7] & 0xc0) == 0xc0 || ((c[7] & 0xc0) == 0 && (c[7] & 7) != 4 && (c[7] & 7) != 5)))
@@ -224,12 +232,10 @@ static __always_inline void find_leaf_ra(struct bpf_perf_event_data *ctx, struct
 	}
 	if (bpf_probe_read_user(w, sizeof(w), (void *)sp))
 		return;
-	if (after_call(w[0])) {
-		key->leaf_ra = w[0];
-	} else if (after_call(w[1])) {
-		key->leaf_ra = w[1];
-		key->flags |= PROF_KEY_RA_SLOT1;
-	}
+	if (after_call(w[0]))
+		key->leaf_ra[0] = w[0];
+	if (after_call(w[1]))
+		key->leaf_ra[1] = w[1];
 }
 #else
 static __always_inline void find_leaf_ra(struct bpf_perf_event_data *ctx, struct task_struct *task,
@@ -269,7 +275,8 @@ int prof_sample(struct bpf_perf_event_data *ctx)
 	struct prof_pid_info *info;
 	bool in_kernel = regs_in_kernel(ctx);
 	bool kthread;
-	void *stacks;
+	void *stacks, *counts;
+	__u32 set;
 
 	if (tgid == 0) {
 		stat_inc(PROF_STAT_IDLE);
@@ -289,12 +296,20 @@ int prof_sample(struct bpf_perf_event_data *ctx)
 	kthread = BPF_CORE_READ(task, mm) == NULL;
 
 	info = bpf_map_lookup_elem(&pids, &tgid);
-	if (info)
+	if (info) {
 		key.aspace = info->aspace;
-	else if (!kthread)
+		if (info->rescans) {
+			info->rescans--; /* racy across CPUs: at worst one rescan more */
+			emit_event(PROF_EV_RESCAN, tgid, key.aspace);
+		}
+	} else if (!kthread) {
 		key.aspace = new_aspace(tgid, PROF_EV_NEW_PID);
+	}
 
-	stacks = active_set ? (void *)&stacks1 : (void *)&stacks0;
+	/* One read: the stacks and the count of a sample must land in the same set. */
+	set = *(volatile __u32 *)&active_set;
+	stacks = set ? (void *)&stacks1 : (void *)&stacks0;
+	counts = set ? (void *)&counts1 : (void *)&counts0;
 
 	/*
 	 * A sample taken in user mode has no kernel stack; one taken in kernel
@@ -309,7 +324,7 @@ int prof_sample(struct bpf_perf_event_data *ctx)
 		find_leaf_ra(ctx, task, in_kernel, &key);
 	}
 
-	count_sample(active_set ? (void *)&counts1 : (void *)&counts0, &key);
+	count_sample(counts, &key);
 	return 0;
 }
 

@@ -21,6 +21,8 @@
 /* Frames kept per stack (the kernel's default perf_event_max_stack is 127). */
 #define PROF_MAX_STACK_DEPTH 127
 #define PROF_COMM_LEN 16
+/* Samples after an exec that make user space re-read the maps (see prof_pid_info). */
+#define PROF_RESCANS_AFTER_EXEC 3
 
 /*
  * A captured stack, stored in the stacks maps under a 64-bit hash of its
@@ -49,25 +51,24 @@ struct prof_sample_key {
 	__u32 aspace;     /* address-space id of the pid when sampled (see prof_pid_info) */
 	__u32 flags;      /* PROF_KEY_* */
 	/*
-	 * A return address found at the top of the user stack ([sp], or
-	 * [sp + 8] with PROF_KEY_RA_SLOT1), 0 when neither word follows a call
-	 * instruction. A function that has not set up its frame (a leaf that
-	 * uses no stack, even when built with frame pointers; a libc syscall
-	 * wrapper) keeps its return address there, and a frame-pointer walk
-	 * skips its caller. User space checks the leaf's CFI and, when the
-	 * CFA is sp-based at that address, inserts this as the caller.
+	 * The words at [sp] and [sp + 8] of the user stack, each kept only if
+	 * it follows a call instruction (else 0). A function that has not set
+	 * up its frame (a leaf that uses no stack, even when built with frame
+	 * pointers; a libc syscall wrapper; a function's first instructions)
+	 * keeps its return address there, and a frame-pointer walk skips its
+	 * caller. User space reads the leaf's CFI: when the CFA is rsp + 8 it
+	 * inserts leaf_ra[0] as the caller, when it is rsp + 16 leaf_ra[1].
 	 */
-	__u64 leaf_ra;
+	__u64 leaf_ra[2];
 	char comm[PROF_COMM_LEN];   /* process name: the thread group leader's comm */
 	char thread[PROF_COMM_LEN]; /* thread name: current->comm */
 };
-_Static_assert(sizeof(struct prof_sample_key) == 80, "prof_sample_key layout");
+_Static_assert(sizeof(struct prof_sample_key) == 88, "prof_sample_key layout");
 
 /* Pseudo errno values for kern_err/user_err that do not come from a helper. */
 #define PROF_ERR_STACKS_FULL 1000 /* -1000: the stacks map was full */
 
 #define PROF_KEY_KERNEL_MODE 0x1 /* the sample interrupted kernel code */
-#define PROF_KEY_RA_SLOT1 0x2    /* leaf_ra was read at [sp + 8], not [sp] */
 
 /*
  * Per-tgid state in the pids map. aspace is an address-space id, unique for
@@ -79,7 +80,12 @@ _Static_assert(sizeof(struct prof_sample_key) == 80, "prof_sample_key layout");
  */
 struct prof_pid_info {
 	__u32 aspace;
-	__u32 pad;
+	/*
+	 * PROF_EV_RESCAN events still to send: the exec tracepoint fires before
+	 * ld.so has mapped the program's libraries, so user space reads the
+	 * maps again on the first samples after an exec.
+	 */
+	__u32 rescans;
 };
 _Static_assert(sizeof(struct prof_pid_info) == 8, "prof_pid_info layout");
 
@@ -88,6 +94,7 @@ enum prof_event_type {
 	PROF_EV_NEW_PID = 1, /* first sample of a pid we had not seen: read its maps now */
 	PROF_EV_EXEC = 2,    /* the pid exec'd: new address space, new aspace id */
 	PROF_EV_EXIT = 3,    /* the thread group leader exited */
+	PROF_EV_RESCAN = 4,  /* a sample soon after exec: read the maps again */
 };
 
 struct prof_event {

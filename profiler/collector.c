@@ -41,6 +41,9 @@ struct prof_collector {
 	struct prof_procs *procs;
 	struct sym_dsos *dsos;
 	struct sym_kallsyms *ksyms;
+	uint64_t ksyms_loaded_ns; /* when ksyms was read */
+	bool ksyms_missed;        /* a kernel address had no symbol in this drain */
+	struct sym_demangler *demangler;
 	char *kernel_build_id;
 	struct prof_collector_opts opts;
 	int64_t period_ns;
@@ -58,9 +61,10 @@ struct prof_collector {
 	bool stopping; /* no new windows; thread finishes after the last drain */
 	bool stopped;  /* thread has done its last drain */
 	volatile sig_atomic_t stop_async;
-	struct prof_collector_stats stats;
+	struct prof_collector_stats stats; /* published copy of ts, under lock */
 
 	/* Thread-private drain state. */
+	struct prof_collector_stats ts; /* counters, published into stats after each drain */
 	uint64_t last_flip_ns;
 	int64_t last_flip_wall;
 	struct prof_profile *batch;
@@ -111,9 +115,11 @@ static uint32_t add_kernel_frames(struct prof_collector *c, uint32_t n,
 			.lines = &c->lines[n],
 			.nlines = 1,
 		};
-		c->stats.frames++;
-		if (!k)
-			c->stats.frames_unknown++;
+		c->ts.frames++;
+		if (!k) {
+			c->ts.frames_unknown++;
+			c->ksyms_missed = true;
+		}
 	}
 	return n;
 }
@@ -133,19 +139,28 @@ static uint32_t add_kernel_frames(struct prof_collector *c, uint32_t n,
 static uint64_t skipped_caller(struct prof_collector *c, struct prof_aspace *as,
 			       const struct prof_raw_sample *rs)
 {
-	uint64_t ip = rs->ustack[0], ra = rs->key->leaf_ra, vaddr;
-	int64_t want = rs->key->flags & PROF_KEY_RA_SLOT1 ? 16 : 8, off;
+	uint64_t ip = rs->ustack[0], ra, vaddr;
 	const struct prof_vma *v = prof_procs__find_vma(c->procs, as, ip);
+	int64_t off;
 	int reg;
 
-	if (!v || !v->dso || (rs->nustack > 1 && rs->ustack[1] == ra))
+	if (!v || !v->dso)
 		return 0;
 	if (sym_dso__offset_to_vaddr(v->dso, ip - v->start + v->pgoff, &vaddr) ||
-	    sym_dso__cfa(v->dso, vaddr, &reg, &off) || reg != DWARF_REG_RSP || off != want)
+	    sym_dso__cfa(v->dso, vaddr, &reg, &off) || reg != DWARF_REG_RSP)
+		return 0;
+	/* CFA = rsp + 8: the return address is at [rsp]; rsp + 16: at [rsp + 8]. */
+	if (off == 8)
+		ra = rs->key->leaf_ra[0];
+	else if (off == 16)
+		ra = rs->key->leaf_ra[1];
+	else
+		return 0;
+	if (!ra || (rs->nustack > 1 && rs->ustack[1] == ra))
 		return 0;
 	if (!prof_procs__find_vma(c->procs, as, ra - 1))
 		return 0;
-	c->stats.leaf_fixups += rs->count;
+	c->ts.leaf_fixups += rs->count;
 	return ra;
 }
 
@@ -158,7 +173,7 @@ static uint32_t add_user_frames(struct prof_collector *c, uint32_t n,
 
 	for (uint32_t i = 0; i < rs->nustack; i++) {
 		addrs[na++] = rs->ustack[i];
-		if (i == 0 && rs->key->leaf_ra) {
+		if (i == 0 && (rs->key->leaf_ra[0] || rs->key->leaf_ra[1])) {
 			uint64_t caller = skipped_caller(c, as, rs);
 
 			if (caller)
@@ -172,13 +187,13 @@ static uint32_t add_user_frames(struct prof_collector *c, uint32_t n,
 		struct prof_mapping_in *m = &c->maps[n];
 		const char *name = NULL;
 
-		c->stats.frames++;
+		c->ts.frames++;
 		if (!v) {
 			c->lines[n] = (struct prof_line_in){ .name = "[unknown]" };
 			c->locs[n] = (struct prof_loc_in){
 				.address = addr, .lines = &c->lines[n], .nlines = 1
 			};
-			c->stats.frames_unknown++;
+			c->ts.frames_unknown++;
 			continue;
 		}
 		*m = (struct prof_mapping_in){
@@ -197,7 +212,7 @@ static uint32_t add_user_frames(struct prof_collector *c, uint32_t n,
 		if (name) {
 			m->has_functions = true;
 		} else {
-			c->stats.frames_unknown++;
+			c->ts.frames_unknown++;
 			if (v->kind == PROF_VMA_ANON) {
 				name = "[unknown]";
 			} else {
@@ -206,7 +221,11 @@ static uint32_t add_user_frames(struct prof_collector *c, uint32_t n,
 				name = c->synth[n];
 			}
 		}
-		c->lines[n] = (struct prof_line_in){ .name = name };
+		/* Show C++/Rust names demangled; pprof keeps the raw one as system_name. */
+		c->lines[n] = (struct prof_line_in){
+			.name = sym_demangle(c->demangler, name),
+			.system_name = name,
+		};
 		c->locs[n] = (struct prof_loc_in){
 			.address = addr, .mapping = m, .lines = &c->lines[n], .nlines = 1
 		};
@@ -231,17 +250,17 @@ static void on_sample(void *ctx, const struct prof_raw_sample *rs)
 	n = add_kernel_frames(c, n, rs);
 	if (rs->kstack_lost) {
 		n = add_marker(c, n, "[kernel stack lost]");
-		c->stats.kstacks_lost += rs->count;
+		c->ts.kstacks_lost += rs->count;
 	}
 	if (rs->nustack)
 		n = add_user_frames(c, n, rs);
 	if (rs->ustack_lost) {
 		n = add_marker(c, n, "[user stack lost]");
-		c->stats.ustacks_lost += rs->count;
+		c->ts.ustacks_lost += rs->count;
 	}
 	if (rs->ustack_full) {
 		n = add_marker(c, n, "[truncated]");
-		c->stats.ustacks_truncated += rs->count;
+		c->ts.ustacks_truncated += rs->count;
 	}
 	if (n == 0)
 		n = add_marker(c, n, "[no stack]");
@@ -256,7 +275,7 @@ static void on_sample(void *ctx, const struct prof_raw_sample *rs)
 		.count = rs->count,
 	};
 	prof_profile__add_sample(c->batch, &s);
-	c->stats.samples += rs->count;
+	c->ts.samples += rs->count;
 }
 
 /* ---- the drain loop ------------------------------------------------------ */
@@ -280,6 +299,54 @@ static void finish_window(struct prof_window *w, uint64_t flip_ns)
 	}
 }
 
+/*
+ * Publishes the thread's counters for prof_collector__stats(). The tracker
+ * and the symbolizer belong to this thread; other threads only ever see
+ * these copies.
+ */
+static void publish_stats(struct prof_collector *c)
+{
+	c->ts.kallsyms_symbols = c->ksyms ? sym_kallsyms__count(c->ksyms) : 0;
+	prof_procs__stats(c->procs, &c->ts.procs);
+	sym_dsos__stats(c->dsos, &c->ts.sym);
+	pthread_mutex_lock(&c->lock);
+	c->stats = c->ts;
+	pthread_mutex_unlock(&c->lock);
+}
+
+/* Re-reading /proc/kallsyms costs about 40 ms: at most this often. */
+#define KALLSYMS_RELOAD_NS (60ULL * 1000000000ULL)
+
+static struct sym_kallsyms *load_kallsyms(struct prof_collector *c)
+{
+	size_t nbad = 0;
+	struct sym_kallsyms *k =
+		sym_kallsyms__load(c->opts.kallsyms ? c->opts.kallsyms : "/proc/kallsyms", &nbad);
+
+	c->ksyms_loaded_ns = now_mono_ns();
+	return k;
+}
+
+/*
+ * Kernel addresses without a symbol usually belong to a module loaded (or a
+ * BPF program attached) after we read kallsyms. Called between drains, when
+ * no symbol of the old table is in use.
+ */
+static void maybe_reload_kallsyms(struct prof_collector *c)
+{
+	struct sym_kallsyms *k;
+
+	c->ksyms_missed = false;
+	if (now_mono_ns() - c->ksyms_loaded_ns < KALLSYMS_RELOAD_NS)
+		return;
+	k = load_kallsyms(c);
+	if (!k)
+		return;
+	sym_kallsyms__free(c->ksyms);
+	c->ksyms = k;
+	c->ts.kallsyms_reloads++;
+}
+
 /* One drain: symbolize the inactive map set and hand it to the windows. */
 static void drain(struct prof_collector *c, bool final)
 {
@@ -287,19 +354,29 @@ static void drain(struct prof_collector *c, bool final)
 	int64_t prev_wall = c->last_flip_wall;
 	int n;
 
+	/*
+	 * The cut this drain serves is taken now, before the flip: a window
+	 * opened from here on asks for a cut of its own, which must not be
+	 * lost, or its first batch would start before it and be left out.
+	 */
+	pthread_mutex_lock(&c->lock);
+	c->cut_requested = false;
+	pthread_mutex_unlock(&c->lock);
+
 	/* Maps of processes announced before the flip are read first. */
 	prof_sampler__consume_events(c->sampler, on_event, c);
 	c->batch = prof_profile__new(c->period_ns);
 	n = prof_sampler__drain(c->sampler, on_sample, c, &flip_ns);
 	c->last_flip_ns = flip_ns;
-	c->last_flip_wall = now_wall_ns();
+	/* Wall time of the flip itself, not of the end of symbolization. */
+	c->last_flip_wall = now_wall_ns() - (now_mono_ns() - flip_ns);
 	c->batch->time_nanos = prev_wall;
 	c->batch->duration_nanos = flip_ns - prev;
 
-	pthread_mutex_lock(&c->lock);
-	c->stats.drains++;
+	c->ts.drains++;
 	if (n < 0)
-		c->stats.drain_errors++;
+		c->ts.drain_errors++;
+	pthread_mutex_lock(&c->lock);
 	for (struct prof_window *w = c->windows; w; w = w->next) {
 		if (w->done)
 			continue;
@@ -313,16 +390,19 @@ static void drain(struct prof_collector *c, bool final)
 		}
 		if (flip_ns >= w->end_ns || final) {
 			finish_window(w, flip_ns);
-			c->stats.windows++;
+			c->ts.windows++;
 		}
 	}
-	c->cut_requested = false;
 	pthread_cond_broadcast(&c->cond);
 	pthread_mutex_unlock(&c->lock);
 
 	prof_profile__free(c->batch);
 	c->batch = NULL;
 	prof_procs__gc(c->procs, flip_ns);
+	sym_demangler__trim(c->demangler);
+	if (c->ksyms_missed)
+		maybe_reload_kallsyms(c);
+	publish_stats(c);
 }
 
 /* Milliseconds until the next drain is due (0 = now). */
@@ -427,7 +507,6 @@ struct prof_collector *prof_collector__start(const struct prof_collector_opts *o
 	struct prof_sampler_opts so = {};
 	struct prof_collector *c = xcalloc(1, sizeof(*c));
 	struct epoll_event ev = { .events = EPOLLIN };
-	size_t nbad = 0;
 	int err;
 
 	c->opts = *opts;
@@ -440,47 +519,55 @@ struct prof_collector *prof_collector__start(const struct prof_collector_opts *o
 	pthread_mutex_init(&c->lock, NULL);
 	pthread_cond_init(&c->cond, NULL);
 
-	c->ksyms = sym_kallsyms__load(c->opts.kallsyms ? c->opts.kallsyms : "/proc/kallsyms",
-				      &nbad);
+	c->ksyms = load_kallsyms(c);
 	if (!c->ksyms)
 		pr_warn("kernel symbols unavailable (%s): kernel frames will be [unknown]",
 			strerror(errno));
 	c->kernel_build_id = kernel_build_id();
 	c->dsos = sym_dsos__new();
+	c->demangler = sym_demangler__new(0);
 	c->procs = prof_procs__new(c->dsos);
 
 	so.freq = c->opts.freq;
 	so.pid = c->opts.pid;
 	so.kernel_stacks = !c->opts.no_kernel;
+	so.max_stacks = c->opts.max_stacks;
+	so.max_counts = c->opts.max_counts;
 	c->sampler = prof_sampler__open(&so);
 	if (!c->sampler) {
 		err = -errno;
 		goto fail;
 	}
-	c->stats.ncpus = prof_sampler__ncpus(c->sampler);
-	c->stats.freq = c->opts.freq;
+	c->ts.ncpus = prof_sampler__ncpus(c->sampler);
+	c->ts.freq = c->opts.freq;
 
 	c->epfd = epoll_create1(EPOLL_CLOEXEC);
 	c->wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (c->epfd < 0 || c->wakefd < 0) {
 		err = -errno;
+		pr_err("creating the collector's epoll/eventfd: %s", strerror(-err));
 		goto fail;
 	}
 	ev.data.fd = c->wakefd;
 	if (epoll_ctl(c->epfd, EPOLL_CTL_ADD, c->wakefd, &ev)) {
 		err = -errno;
+		pr_err("epoll_ctl(eventfd): %s", strerror(-err));
 		goto fail;
 	}
 	ev.data.fd = prof_sampler__events_fd(c->sampler);
 	if (epoll_ctl(c->epfd, EPOLL_CTL_ADD, ev.data.fd, &ev)) {
 		err = -errno;
+		pr_err("epoll_ctl(ring buffer): %s", strerror(-err));
 		goto fail;
 	}
 	c->last_flip_ns = now_mono_ns();
 	c->last_flip_wall = now_wall_ns();
+	publish_stats(c);
 	err = -pthread_create(&c->thread, NULL, collector_main, c);
-	if (err)
+	if (err) {
+		pr_err("starting the collector thread: %s", strerror(-err));
 		goto fail;
+	}
 	c->thread_started = true;
 	return c;
 fail:
@@ -545,6 +632,7 @@ void prof_collector__free(struct prof_collector *c)
 	prof_procs__free(c->procs);
 	sym_dsos__free(c->dsos);
 	sym_kallsyms__free(c->ksyms);
+	sym_demangler__free(c->demangler);
 	free(c->kernel_build_id);
 	if (c->epfd >= 0)
 		close(c->epfd);
@@ -652,14 +740,7 @@ void prof_collector__stats(struct prof_collector *c, struct prof_collector_stats
 	if (c->sampler)
 		prof_sampler__stats(c->sampler, bpf);
 	pthread_mutex_lock(&c->lock);
-	*out = c->stats;
-	memcpy(out->bpf, bpf, sizeof(bpf));
+	*out = c->stats; /* as of the last drain (see publish_stats) */
 	pthread_mutex_unlock(&c->lock);
-	/*
-	 * The tracker and the symbolizer belong to the collector thread; their
-	 * counters are plain integers, read racily for reporting only.
-	 */
-	prof_procs__stats(c->procs, &out->procs);
-	sym_dsos__stats(c->dsos, &out->sym);
-	out->kallsyms_symbols = c->ksyms ? sym_kallsyms__count(c->ksyms) : 0;
+	memcpy(out->bpf, bpf, sizeof(bpf));
 }

@@ -29,6 +29,8 @@ struct prof_collector_opts {
 	bool no_kernel;        /* skip kernel stacks */
 	unsigned int drain_ms; /* periodic drain; 0 = 5000 */
 	const char *kallsyms;  /* NULL = "/proc/kallsyms" */
+	uint32_t max_stacks;   /* entries per stacks map, 0 = default */
+	uint32_t max_counts;   /* entries per counts map, 0 = default */
 };
 
 struct prof_collector_stats {
@@ -44,6 +46,7 @@ struct prof_collector_stats {
 	uint64_t drain_errors;
 	uint64_t windows;         /* windows completed */
 	uint64_t kallsyms_symbols;
+	uint64_t kallsyms_reloads; /* re-reads after kernel addresses had no symbol */
 	int ncpus;
 	unsigned int freq;
 	struct prof_procs_stats procs;

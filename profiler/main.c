@@ -67,6 +67,9 @@ static const char usage_record[] =
 	"                        then --format is needed)\n"
 	"      --format FMT      pprof, folded or svg, overriding the file name\n"
 	"      --no-kernel       do not capture kernel stacks\n"
+	"      --max-stacks N    distinct stacks kept between drains (default 16384)\n"
+	"      --max-counts N    distinct (thread, stack) pairs between drains (default\n"
+	"                        16384); beyond it samples are dropped and counted\n"
 	"  -q, --quiet           no progress and no summary line\n"
 	"  -v, --verbose         more log output (repeat for debug)\n"
 	"  -h, --help            this help\n"
@@ -92,6 +95,10 @@ static const char usage_agent[] =
 	"                                \":7071\" listens on every address)\n"
 	"  -F, --freq HZ                 samples per second per CPU (default 99)\n"
 	"      --no-kernel               do not capture kernel stacks\n"
+	"      --max-stacks N            distinct stacks kept between drains (default 16384)\n"
+	"      --max-counts N            distinct (thread, stack) pairs between drains\n"
+	"                                (default 16384); beyond it samples are dropped\n"
+	"                                and counted\n"
 	"  -v, --verbose                 more log output (repeat for debug)\n"
 	"  -h, --help                    this help\n";
 
@@ -105,6 +112,17 @@ static int parse_uint(const char *s, unsigned long min, unsigned long max, unsig
 	errno = 0;
 	v = strtoul(s, &end, 10);
 	if (errno || *end || v < min || v > max)
+		return -EINVAL;
+	*out = v;
+	return 0;
+}
+
+static int parse_map_size(const char *s, uint32_t *out)
+{
+	unsigned long v;
+
+	/* 1M counts entries are about 130 MB of preallocated kernel memory per map. */
+	if (parse_uint(s, 16, 1UL << 20, &v))
 		return -EINVAL;
 	*out = v;
 	return 0;
@@ -136,28 +154,74 @@ static int check_privileges(void)
 	return 1;
 }
 
+static int cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Distinct pids in @p: sort and count runs, O(n log n). */
 static unsigned int count_processes(const struct prof_profile *p)
 {
 	uint32_t *pids = xmalloc((p->nsamples + 1) * sizeof(*pids));
 	unsigned int n = 0;
 
-	/* O(samples^2) would do for small profiles; sort instead. */
 	for (uint32_t i = 0; i < p->nsamples; i++)
 		pids[i] = p->samples[i].pid;
-	for (uint32_t i = 1; i < p->nsamples; i++) {
-		uint32_t v = pids[i], j = i;
-
-		while (j > 0 && pids[j - 1] > v) {
-			pids[j] = pids[j - 1];
-			j--;
-		}
-		pids[j] = v;
-	}
+	if (p->nsamples > 1)
+		qsort(pids, p->nsamples, sizeof(*pids), cmp_u32);
 	for (uint32_t i = 0; i < p->nsamples; i++)
 		if (i == 0 || pids[i] != pids[i - 1])
 			n++;
 	free(pids);
 	return n;
+}
+
+/* The thread group (process) id of task @pid from /proc, or -errno. */
+static int read_tgid(int pid)
+{
+	struct strbuf sb = STRBUF_INIT;
+	char path[32], *p;
+	int tgid = -ENOENT;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", pid);
+	if (read_file(path, &sb, 1 << 16) == 0 && (p = strstr(sb.buf, "\nTgid:")))
+		tgid = atoi(p + 6);
+	strbuf_release(&sb);
+	return tgid;
+}
+
+/*
+ * Fails early, before a recording that may last hours, when @path cannot be
+ * written: its directory must exist and be writable (the file is written to
+ * a temporary name there, then renamed).
+ */
+static int check_output(const char *path)
+{
+	char *dir, *slash;
+	struct stat st;
+	int ok;
+
+	if (!strcmp(path, "-"))
+		return 0;
+	if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+		fprintf(stderr, "bpfprof record: %s is a directory\n", path);
+		return -EISDIR;
+	}
+	dir = xstrdup(path);
+	slash = strrchr(dir, '/');
+	if (!slash)
+		strcpy(dir, ".");
+	else if (slash == dir)
+		slash[1] = '\0';
+	else
+		*slash = '\0';
+	ok = access(dir, W_OK | X_OK) == 0;
+	if (!ok)
+		fprintf(stderr, "bpfprof record: cannot write to %s: %s\n", dir, strerror(errno));
+	free(dir);
+	return ok ? 0 : -EACCES;
 }
 
 /* True when @pid is gone or a zombie (kill(pid, 0) still succeeds on a zombie). */
@@ -187,6 +251,8 @@ static int cmd_record(int argc, char **argv)
 		{ "output", required_argument, NULL, 'o' },
 		{ "format", required_argument, NULL, 'f' },
 		{ "no-kernel", no_argument, NULL, 'K' },
+		{ "max-stacks", required_argument, NULL, 'S' },
+		{ "max-counts", required_argument, NULL, 'C' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
@@ -232,6 +298,11 @@ static int cmd_record(int argc, char **argv)
 		case 'K':
 			co.no_kernel = true;
 			break;
+		case 'S':
+		case 'C':
+			if (parse_map_size(optarg, opt == 'S' ? &co.max_stacks : &co.max_counts))
+				return bad_option("record", "map size (16..1048576)", optarg);
+			break;
 		case 'q':
 			quiet = true;
 			break;
@@ -268,14 +339,20 @@ static int cmd_record(int argc, char **argv)
 		}
 	}
 	if (co.pid) {
-		char path[32];
+		int tgid = read_tgid(co.pid);
 
-		snprintf(path, sizeof(path), "/proc/%d", co.pid);
-		if (access(path, F_OK)) {
+		if (tgid <= 0) {
 			fprintf(stderr, "bpfprof record: no process with pid %d\n", co.pid);
 			return 1;
 		}
+		if (tgid != co.pid) {
+			fprintf(stderr, "bpfprof record: %d is a thread of process %d; recording the "
+					"process\n", co.pid, tgid);
+			co.pid = tgid;
+		}
 	}
+	if (check_output(output))
+		return 1;
 	if (check_privileges())
 		return 1;
 
@@ -297,7 +374,7 @@ static int cmd_record(int argc, char **argv)
 		if (tty && !quiet)
 			fprintf(stderr, "\rbpfprof: recording, %llu s left (Ctrl-C to stop early) ",
 				(unsigned long long)(left + 999) / 1000);
-		if (left < 1000)
+		if (left < 999)
 			tick = (struct timespec){ 0, (long)left * 1000000L + 1000000L };
 		if (sigtimedwait(&sigs, &si, &tick) > 0)
 			prof_collector__stop(c);
@@ -385,6 +462,8 @@ static int cmd_agent(int argc, char **argv)
 		{ "http-address", required_argument, NULL, 'a' },
 		{ "freq", required_argument, NULL, 'F' },
 		{ "no-kernel", no_argument, NULL, 'K' },
+		{ "max-stacks", required_argument, NULL, 'S' },
+		{ "max-counts", required_argument, NULL, 'C' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{},
@@ -413,6 +492,11 @@ static int cmd_agent(int argc, char **argv)
 			break;
 		case 'K':
 			co.no_kernel = true;
+			break;
+		case 'S':
+		case 'C':
+			if (parse_map_size(optarg, opt == 'S' ? &co.max_stacks : &co.max_counts))
+				return bad_option("agent", "map size (16..1048576)", optarg);
 			break;
 		case 'v':
 			log_level++;

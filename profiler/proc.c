@@ -149,7 +149,6 @@ static int read_maps(struct prof_procs *t, struct prof_aspace *as)
 	as->vmas = v;
 	as->nvmas = nv;
 	as->read_err = 0;
-	as->refreshed = t->drain;
 	return 0;
 }
 
@@ -171,6 +170,7 @@ static struct prof_aspace *insert(struct prof_procs *t, uint32_t pid, uint32_t i
 		grow(t);
 	as->pid = pid;
 	as->id = id;
+	as->refreshed = UINT64_MAX; /* no drain re-read yet */
 	b = bucket_of(t, pid, id);
 	as->next = t->buckets[b];
 	t->buckets[b] = as;
@@ -204,6 +204,15 @@ void prof_procs__event(struct prof_procs *t, const struct prof_event *e)
 		as = lookup(t, e->pid, e->aspace);
 		if (!as)
 			insert(t, e->pid, e->aspace);
+		break;
+	case PROF_EV_RESCAN:
+		/* Libraries ld.so mapped since the exec (or since the last rescan). */
+		as = lookup(t, e->pid, e->aspace);
+		if (!as)
+			insert(t, e->pid, e->aspace);
+		else if (!as->dead_ns)
+			read_maps(t, as);
+		t->stats.rescans++;
 		break;
 	case PROF_EV_EXIT:
 		kill_pid(t, e->pid, 0, now);
@@ -245,6 +254,8 @@ const struct prof_vma *prof_procs__find_vma(struct prof_procs *t, struct prof_as
 
 	if (v || as->dead_ns || as->refreshed == t->drain)
 		return v;
+	/* Set before reading, so that a process already gone costs one try per drain. */
+	as->refreshed = t->drain;
 	t->stats.refreshes++;
 	if (read_maps(t, as))
 		return NULL;

@@ -42,7 +42,7 @@ struct prof_aspace {
 	struct prof_vma *vmas; /* executable mappings, sorted by start */
 	uint32_t nvmas;
 	uint64_t dead_ns;      /* CLOCK_MONOTONIC time of exit/exec, 0 while alive */
-	uint64_t refreshed;    /* prof_procs drain number of the last re-read */
+	uint64_t refreshed;    /* drain number of the last re-read on a miss, UINT64_MAX = none */
 	int read_err;          /* last error reading /proc/PID/maps, 0 when fine */
 	struct prof_aspace *next; /* hash chain (private) */
 };
@@ -52,6 +52,7 @@ struct prof_procs_stats {
 	uint64_t maps_reads;   /* /proc/PID/maps reads */
 	uint64_t maps_errors;  /* ... that failed (process already gone) */
 	uint64_t refreshes;    /* re-reads because an address was in no known mapping */
+	uint64_t rescans;      /* re-reads on the first samples after an exec */
 };
 
 struct prof_procs;

@@ -24,9 +24,12 @@
 
 struct prof_sampler {
 	struct profile_bpf *skel;
-	struct bpf_link **links; /* one per CPU, then the tracepoints */
+	/*
+	 * The tracepoints, then one link per CPU. A perf-event link owns its
+	 * perf fd: bpf_link__destroy() closes it.
+	 */
+	struct bpf_link **links;
 	int nlinks;
-	int *pfds;
 	int ncpus;
 	struct ring_buffer *rb;
 	prof_event_fn ev_fn;
@@ -41,7 +44,6 @@ struct prof_sampler {
 	size_t svcap, skcap;
 	struct stack_ent *sidx;   /* (hash, index) sorted by hash */
 	size_t nstacks, sicap;
-	uint64_t *pcpu; /* one value per possible CPU */
 	int npossible;
 };
 
@@ -151,7 +153,6 @@ static int attach_cpus(struct prof_sampler *s, unsigned int freq)
 		pr_err("cannot read the online CPUs: %s", strerror(-n));
 		return n;
 	}
-	s->pfds = xmalloc(nmask * sizeof(*s->pfds));
 	for (int cpu = 0; cpu < nmask; cpu++) {
 		struct perf_event_attr attr = {
 			.type = PERF_TYPE_SOFTWARE,
@@ -186,7 +187,7 @@ static int attach_cpus(struct prof_sampler *s, unsigned int freq)
 			pr_err("attaching the sampler to CPU %d: %s", cpu, strerror(-err));
 			goto out;
 		}
-		s->pfds[s->ncpus++] = fd;
+		s->ncpus++;
 		s->links[s->nlinks++] = link;
 	}
 	err = 0;
@@ -216,7 +217,6 @@ struct prof_sampler *prof_sampler__open(const struct prof_sampler_opts *opts)
 		goto fail;
 	}
 	s->npossible = ncpu_possible;
-	s->pcpu = xcalloc(ncpu_possible, sizeof(uint64_t));
 	s->links = xcalloc(ncpu_possible + 2, sizeof(*s->links));
 
 	s->skel = profile_bpf__open();
@@ -237,9 +237,14 @@ struct prof_sampler *prof_sampler__open(const struct prof_sampler_opts *opts)
 		bpf_map__set_max_entries(s->skel->maps.counts1, mc);
 	}
 	err = profile_bpf__load(s->skel);
-	if (err) {
-		pr_err("loading the BPF programs: %s (the kernel needs BTF and BPF support; run "
-		       "with -v for the verifier log)",
+	if (err == -ENOMEM || err == -E2BIG) {
+		pr_err("loading the BPF programs: %s: the kernel could not allocate the maps "
+		       "(lower --max-counts/--max-stacks)",
+		       strerror(-err));
+		goto fail;
+	} else if (err) {
+		pr_err("loading the BPF programs: %s (the kernel needs BTF and BPF support; the "
+		       "verifier's log is above)",
 		       strerror(-err));
 		goto fail;
 	}
@@ -281,18 +286,14 @@ void prof_sampler__free(struct prof_sampler *s)
 		return;
 	for (int i = s->nlinks - 1; i >= 0; i--)
 		bpf_link__destroy(s->links[i]);
-	for (int i = 0; i < s->ncpus; i++)
-		close(s->pfds[i]);
 	ring_buffer__free(s->rb);
 	profile_bpf__destroy(s->skel);
 	free(s->links);
-	free(s->pfds);
 	free(s->keys);
 	free(s->vals);
 	free(s->svals);
 	free(s->skeys);
 	free(s->sidx);
-	free(s->pcpu);
 	free(s);
 }
 
@@ -440,15 +441,17 @@ int prof_sampler__drain(struct prof_sampler *s, prof_sample_fn fn, void *ctx, ui
 int prof_sampler__stats(struct prof_sampler *s, uint64_t out[PROF_STAT__COUNT])
 {
 	int fd = bpf_map__fd(s->skel->maps.stats);
+	/* Per call: several HTTP threads may ask at once. */
+	uint64_t *pcpu = xcalloc(s->npossible, sizeof(*pcpu));
+	int err = 0;
 
 	for (uint32_t i = 0; i < PROF_STAT__COUNT; i++) {
-		int err = bpf_map_lookup_elem(fd, &i, s->pcpu);
-
 		out[i] = 0;
-		if (err)
-			return err;
-		for (int c = 0; c < s->npossible; c++)
-			out[i] += s->pcpu[c];
+		if (!err)
+			err = bpf_map_lookup_elem(fd, &i, pcpu);
+		for (int c = 0; !err && c < s->npossible; c++)
+			out[i] += pcpu[c];
 	}
-	return 0;
+	free(pcpu);
+	return err;
 }

@@ -259,3 +259,31 @@ Test(agent, sigterm_detaches_and_exits_zero, .timeout = 60)
 	strbuf_release(&inflight.r.body);
 	stop_agent();
 }
+
+/*
+ * Windows opened back to back (within a millisecond, while the first one's
+ * cut is being drained) each get their own samples: a cut request that
+ * arrives during a drain must not be lost.
+ */
+Test(agent, back_to_back_windows_all_get_samples, .init = start_agent, .fini = stop_agent,
+     .timeout = 90)
+{
+	for (int round = 0; round < 5; round++) {
+		struct scrape s[2] = {};
+		pthread_t th[2];
+
+		snprintf(s[0].path, sizeof(s[0].path), "/folded?seconds=2");
+		snprintf(s[1].path, sizeof(s[1].path), "/folded?seconds=1");
+		cr_assert_eq(pthread_create(&th[0], NULL, scrape_thread, &s[0]), 0);
+		usleep(round * 300); /* 0 to 1.2 ms apart */
+		cr_assert_eq(pthread_create(&th[1], NULL, scrape_thread, &s[1]), 0);
+		for (int i = 0; i < 2; i++) {
+			pthread_join(th[i], NULL);
+			cr_assert_eq(s[i].err, 0);
+			cr_assert_eq(s[i].r.status, 200);
+			cr_expect(s[i].r.body.buf && strstr(s[i].r.body.buf, "fpchains;"),
+				  "round %d: window %s got no samples of the load", round, s[i].path);
+			strbuf_release(&s[i].r.body);
+		}
+	}
+}

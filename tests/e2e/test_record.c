@@ -462,3 +462,54 @@ Test(record, unprivileged_is_refused_clearly, .timeout = 30)
 		  "message does not name the capabilities: %s", buf);
 	cr_expect(strchr(buf, '\n') == buf + strlen(buf) - 1, "not one line: %s", buf);
 }
+
+/*
+ * A full counts map: samples beyond it are dropped, counted and reported in
+ * the summary line, and the recording still succeeds with what fitted.
+ */
+Test(record, full_map_is_counted_not_fatal, .timeout = 60)
+{
+	char bin[256], fix[256], burn[256], out[] = "/tmp/bpfprof-full-XXXXXX.folded";
+	struct strbuf text = STRBUF_INIT, err = STRBUF_INIT;
+	unsigned long long samples = 0, dropped = 0;
+	pid_t l1, l2;
+	const char *line;
+	int st, fd, rc;
+
+	test_require_bpf();
+	test_build_path("bpfprof", bin, sizeof(bin));
+	test_build_path("fixtures/fpchains", fix, sizeof(fix));
+	test_build_path("fixtures/burn", burn, sizeof(burn));
+	fd = mkstemps(out, 7);
+	cr_assert_geq(fd, 0);
+	close(fd);
+	{
+		/* More distinct (thread, stack) pairs than 16 map entries hold. */
+		char *a1[] = { fix, "5", "/dev/null", NULL };
+		char *a2[] = { burn, "5", "2", NULL };
+
+		l1 = test_spawn(a1, "/dev/null", NULL);
+		l2 = test_spawn(a2, "/dev/null", NULL);
+	}
+	{
+		char *argv[] = { bin, "record", "-F", "499", "-d", "3", "--max-counts", "16",
+				 "-o", out, NULL };
+
+		rc = test_run(argv, NULL, &err, 30000);
+	}
+	test_wait(l1, &st, 10000);
+	test_wait(l2, &st, 10000);
+	cr_assert_eq(rc, 0, "record with a full map exited %d: %s", rc, err.buf);
+	line = err.buf ? strstr(err.buf, "bpfprof: wrote") : NULL;
+	cr_assert_not_null(line, "no summary line: %s", err.buf);
+	cr_assert_eq(sscanf(strchr(line, ':') + 1, "%*[^:]: %llu samples, %*u processes, %llu dropped",
+			    &samples, &dropped),
+		     2, "summary line: %s", line);
+	cr_expect_gt(dropped, 0, "a 16-entry counts map dropped nothing: %s", line);
+	cr_expect_gt(samples, 0, "nothing recorded: %s", line);
+	cr_assert_eq(read_file(out, &text, 0), 0);
+	cr_expect_gt(text.len, 0);
+	strbuf_release(&text);
+	strbuf_release(&err);
+	unlink(out);
+}
