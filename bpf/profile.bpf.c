@@ -24,7 +24,7 @@
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 /* Settings, written by user space between open and load. */
-const volatile __u32 filter_tgid = 0;     /* 0 = every process */
+const volatile __u32 filter_tgid = 0; /* 0 = every process */
 const volatile bool kernel_stacks = true; /* capture kernel stacks */
 
 /* Which map set the sampler writes to; flipped by user space (mmap'ed .bss). */
@@ -224,7 +224,8 @@ static __always_inline void find_leaf_ra(struct bpf_perf_event_data *ctx, struct
 		sp = *(volatile __u64 *)&ctx->regs.sp;
 	} else {
 		/* The user registers saved at kernel entry (needs a BTF task pointer). */
-		struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
+		struct pt_regs *regs =
+			(struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
 
 		if (!regs)
 			return;
@@ -317,7 +318,8 @@ int prof_sample(struct bpf_perf_event_data *ctx)
 	 * get_perf_callchain() does that for BPF_F_USER_STACK).
 	 */
 	if (in_kernel && kernel_stacks)
-		key.kern_stack = capture_stack(ctx, stacks, 0, &key.kern_err, PROF_STAT_KSTACK_FAIL);
+		key.kern_stack =
+			capture_stack(ctx, stacks, 0, &key.kern_err, PROF_STAT_KSTACK_FAIL);
 	if (!kthread) {
 		key.user_stack = capture_stack(ctx, stacks, BPF_F_USER_STACK, &key.user_err,
 					       PROF_STAT_USTACK_FAIL);

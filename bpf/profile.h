@@ -33,7 +33,7 @@
  */
 struct prof_stack {
 	__u32 nframes; /* valid entries in frames[] */
-	__u32 flags;   /* PROF_STACK_* */
+	__u32 flags; /* PROF_STACK_* */
 	__u64 frames[PROF_MAX_STACK_DEPTH]; /* [0] is the sampled IP, then return addresses */
 };
 _Static_assert(sizeof(struct prof_stack) == 8 + 8 * PROF_MAX_STACK_DEPTH, "prof_stack layout");
@@ -42,14 +42,14 @@ _Static_assert(sizeof(struct prof_stack) == 8 + 8 * PROF_MAX_STACK_DEPTH, "prof_
 
 /* Key of the counts maps: one entry per distinct (thread, stacks) pair. */
 struct prof_sample_key {
-	__u32 pid;        /* tgid in the initial pid namespace */
-	__u32 tid;        /* thread id in the initial pid namespace */
+	__u32 pid; /* tgid in the initial pid namespace */
+	__u32 tid; /* thread id in the initial pid namespace */
 	__u64 kern_stack; /* key in the stacks map, 0 = no kernel stack */
 	__u64 user_stack; /* key in the stacks map, 0 = no user stack */
-	__s32 kern_err;   /* why kern_stack is 0: 0 = not wanted (user-mode sample), else -errno */
-	__s32 user_err;   /* why user_stack is 0: 0 = kernel thread, else -errno */
-	__u32 aspace;     /* address-space id of the pid when sampled (see prof_pid_info) */
-	__u32 flags;      /* PROF_KEY_* */
+	__s32 kern_err; /* why kern_stack is 0: 0 = not wanted (user-mode sample), else -errno */
+	__s32 user_err; /* why user_stack is 0: 0 = kernel thread, else -errno */
+	__u32 aspace; /* address-space id of the pid when sampled (see prof_pid_info) */
+	__u32 flags; /* PROF_KEY_* */
 	/*
 	 * The words at [sp] and [sp + 8] of the user stack, each kept only if
 	 * it follows a call instruction (else 0). A function that has not set
@@ -60,7 +60,7 @@ struct prof_sample_key {
 	 * inserts leaf_ra[0] as the caller, when it is rsp + 16 leaf_ra[1].
 	 */
 	__u64 leaf_ra[2];
-	char comm[PROF_COMM_LEN];   /* process name: the thread group leader's comm */
+	char comm[PROF_COMM_LEN]; /* process name: the thread group leader's comm */
 	char thread[PROF_COMM_LEN]; /* thread name: current->comm */
 };
 _Static_assert(sizeof(struct prof_sample_key) == 88, "prof_sample_key layout");
@@ -92,15 +92,15 @@ _Static_assert(sizeof(struct prof_pid_info) == 8, "prof_pid_info layout");
 /* Events from the kernel to the process tracker, through the ring buffer. */
 enum prof_event_type {
 	PROF_EV_NEW_PID = 1, /* first sample of a pid we had not seen: read its maps now */
-	PROF_EV_EXEC = 2,    /* the pid exec'd: new address space, new aspace id */
-	PROF_EV_EXIT = 3,    /* the thread group leader exited */
-	PROF_EV_RESCAN = 4,  /* a sample soon after exec: read the maps again */
+	PROF_EV_EXEC = 2, /* the pid exec'd: new address space, new aspace id */
+	PROF_EV_EXIT = 3, /* the thread group leader exited */
+	PROF_EV_RESCAN = 4, /* a sample soon after exec: read the maps again */
 };
 
 struct prof_event {
-	__u32 type;     /* enum prof_event_type */
+	__u32 type; /* enum prof_event_type */
 	__u32 pid;
-	__u32 aspace;   /* address-space id after the event */
+	__u32 aspace; /* address-space id after the event */
 	__u32 pad;
 	__u64 ktime_ns; /* bpf_ktime_get_ns() */
 };
@@ -111,16 +111,16 @@ _Static_assert(sizeof(struct prof_event) == 24, "prof_event layout");
  * the CPUs. Failures are counted here, never printed from BPF.
  */
 enum prof_stat {
-	PROF_STAT_SAMPLES = 0,     /* perf_event program runs that were counted */
-	PROF_STAT_IDLE,            /* samples of the idle task (pid 0), not counted */
-	PROF_STAT_FILTERED,        /* samples of other pids when filtering by pid */
-	PROF_STAT_KSTACK_FAIL,     /* kernel stack could not be captured */
-	PROF_STAT_USTACK_FAIL,     /* user stack could not be captured (not a kernel thread) */
-	PROF_STAT_STACK_FULL,      /* stacks map full: the sample is kept, its stack is lost */
+	PROF_STAT_SAMPLES = 0, /* perf_event program runs that were counted */
+	PROF_STAT_IDLE, /* samples of the idle task (pid 0), not counted */
+	PROF_STAT_FILTERED, /* samples of other pids when filtering by pid */
+	PROF_STAT_KSTACK_FAIL, /* kernel stack could not be captured */
+	PROF_STAT_USTACK_FAIL, /* user stack could not be captured (not a kernel thread) */
+	PROF_STAT_STACK_FULL, /* stacks map full: the sample is kept, its stack is lost */
 	PROF_STAT_STACK_TRUNCATED, /* a stack filled all PROF_MAX_STACK_DEPTH frames */
-	PROF_STAT_COUNTS_FULL,     /* counts map full: sample dropped */
-	PROF_STAT_EVENTS_LOST,     /* ring buffer full: a process event was dropped */
-	PROF_STAT_PIDS_FULL,       /* pids map update failed */
+	PROF_STAT_COUNTS_FULL, /* counts map full: sample dropped */
+	PROF_STAT_EVENTS_LOST, /* ring buffer full: a process event was dropped */
+	PROF_STAT_PIDS_FULL, /* pids map update failed */
 	PROF_STAT__COUNT,
 };
 

@@ -151,7 +151,7 @@ char *strbuf_detach(struct strbuf *sb, size_t *len)
 
 void log_msg(int level, const char *fmt, ...)
 {
-	static const char *const names[] = { "error", "warning", "info", "debug" };
+	static const char *const names[] = {"error", "warning", "info", "debug"};
 	va_list ap;
 
 	if (level > log_level)

@@ -26,11 +26,11 @@
 #define KERNEL_START 0xffff800000000000ULL
 
 struct prof_window {
-	uint64_t start_ns;  /* CLOCK_MONOTONIC */
+	uint64_t start_ns; /* CLOCK_MONOTONIC */
 	uint64_t end_ns;
-	uint64_t first_ns;  /* start of the first batch merged, 0 = none yet */
+	uint64_t first_ns; /* start of the first batch merged, 0 = none yet */
 	int64_t first_wall; /* wall clock of first_ns */
-	uint64_t last_ns;   /* end of the last batch merged */
+	uint64_t last_ns; /* end of the last batch merged */
 	bool done;
 	struct prof_profile *profile;
 	struct prof_window *next;
@@ -42,7 +42,7 @@ struct prof_collector {
 	struct sym_dsos *dsos;
 	struct sym_kallsyms *ksyms;
 	uint64_t ksyms_loaded_ns; /* when ksyms was read */
-	bool ksyms_missed;        /* a kernel address had no symbol in this drain */
+	bool ksyms_missed; /* a kernel address had no symbol in this drain */
 	struct sym_demangler *demangler;
 	char *kernel_build_id;
 	struct prof_collector_opts opts;
@@ -59,7 +59,7 @@ struct prof_collector {
 	struct prof_window *windows;
 	bool cut_requested;
 	bool stopping; /* no new windows; thread finishes after the last drain */
-	bool stopped;  /* thread has done its last drain */
+	bool stopped; /* thread has done its last drain */
 	volatile sig_atomic_t stop_async;
 	struct prof_collector_stats stats; /* published copy of ts, under lock */
 
@@ -87,8 +87,8 @@ static uint32_t add_marker(struct prof_collector *c, uint32_t n, const char *nam
 {
 	if (n >= MAX_FRAMES)
 		return n;
-	c->lines[n] = (struct prof_line_in){ .name = name };
-	c->locs[n] = (struct prof_loc_in){ .lines = &c->lines[n], .nlines = 1 };
+	c->lines[n] = (struct prof_line_in){.name = name};
+	c->locs[n] = (struct prof_loc_in){.lines = &c->lines[n], .nlines = 1};
 	return n + 1;
 }
 
@@ -108,7 +108,7 @@ static uint32_t add_kernel_frames(struct prof_collector *c, uint32_t n,
 			.build_id = c->kernel_build_id,
 			.has_functions = k != NULL,
 		};
-		c->lines[n] = (struct prof_line_in){ .name = k ? k->name : "[unknown]" };
+		c->lines[n] = (struct prof_line_in){.name = k ? k->name : "[unknown]"};
 		c->locs[n] = (struct prof_loc_in){
 			.address = addr,
 			.mapping = &c->maps[n],
@@ -189,10 +189,9 @@ static uint32_t add_user_frames(struct prof_collector *c, uint32_t n,
 
 		c->ts.frames++;
 		if (!v) {
-			c->lines[n] = (struct prof_line_in){ .name = "[unknown]" };
+			c->lines[n] = (struct prof_line_in){.name = "[unknown]"};
 			c->locs[n] = (struct prof_loc_in){
-				.address = addr, .lines = &c->lines[n], .nlines = 1
-			};
+				.address = addr, .lines = &c->lines[n], .nlines = 1};
 			c->ts.frames_unknown++;
 			continue;
 		}
@@ -227,8 +226,7 @@ static uint32_t add_user_frames(struct prof_collector *c, uint32_t n,
 			.system_name = name,
 		};
 		c->locs[n] = (struct prof_loc_in){
-			.address = addr, .mapping = m, .lines = &c->lines[n], .nlines = 1
-		};
+			.address = addr, .mapping = m, .lines = &c->lines[n], .nlines = 1};
 	}
 	return n;
 }
@@ -506,7 +504,7 @@ struct prof_collector *prof_collector__start(const struct prof_collector_opts *o
 {
 	struct prof_sampler_opts so = {};
 	struct prof_collector *c = xcalloc(1, sizeof(*c));
-	struct epoll_event ev = { .events = EPOLLIN };
+	struct epoll_event ev = {.events = EPOLLIN};
 	int err;
 
 	c->opts = *opts;

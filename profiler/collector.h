@@ -24,27 +24,27 @@
 #include "proc.h"
 
 struct prof_collector_opts {
-	unsigned int freq;     /* Hz per CPU; 0 = 99 */
-	int pid;               /* only this process; 0 = every process */
-	bool no_kernel;        /* skip kernel stacks */
+	unsigned int freq; /* Hz per CPU; 0 = 99 */
+	int pid; /* only this process; 0 = every process */
+	bool no_kernel; /* skip kernel stacks */
 	unsigned int drain_ms; /* periodic drain; 0 = 5000 */
-	const char *kallsyms;  /* NULL = "/proc/kallsyms" */
-	uint32_t max_stacks;   /* entries per stacks map, 0 = default */
-	uint32_t max_counts;   /* entries per counts map, 0 = default */
+	const char *kallsyms; /* NULL = "/proc/kallsyms" */
+	uint32_t max_stacks; /* entries per stacks map, 0 = default */
+	uint32_t max_counts; /* entries per counts map, 0 = default */
 };
 
 struct prof_collector_stats {
 	uint64_t bpf[PROF_STAT__COUNT]; /* the BPF program's counters */
-	uint64_t samples;         /* samples drained and symbolized */
-	uint64_t kstacks_lost;    /* samples whose kernel stack was lost */
-	uint64_t ustacks_lost;    /* samples whose user stack was lost */
+	uint64_t samples; /* samples drained and symbolized */
+	uint64_t kstacks_lost; /* samples whose kernel stack was lost */
+	uint64_t ustacks_lost; /* samples whose user stack was lost */
 	uint64_t ustacks_truncated; /* samples whose user stack hit the depth limit */
-	uint64_t leaf_fixups;     /* samples whose skipped caller was restored (see skipped_caller) */
-	uint64_t frames;          /* frames symbolized */
-	uint64_t frames_unknown;  /* ... that got no symbol ([unknown] or module+0xoff) */
+	uint64_t leaf_fixups; /* samples whose skipped caller was restored (see skipped_caller) */
+	uint64_t frames; /* frames symbolized */
+	uint64_t frames_unknown; /* ... that got no symbol ([unknown] or module+0xoff) */
 	uint64_t drains;
 	uint64_t drain_errors;
-	uint64_t windows;         /* windows completed */
+	uint64_t windows; /* windows completed */
 	uint64_t kallsyms_symbols;
 	uint64_t kallsyms_reloads; /* re-reads after kernel addresses had no symbol */
 	int ncpus;

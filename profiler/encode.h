@@ -33,10 +33,10 @@ int pprof_encode_raw(const struct prof_profile *p, struct strbuf *out);
 int folded_encode(const struct prof_profile *p, struct strbuf *out, unsigned flags);
 
 struct flamegraph_opts {
-	const char *title;    /* NULL = "CPU flame graph" */
+	const char *title; /* NULL = "CPU flame graph" */
 	const char *subtitle; /* NULL = none; e.g. host and time range */
-	int width;            /* pixels, 0 = 1200 */
-	bool inverted;        /* icicle: roots at the top */
+	int width; /* pixels, 0 = 1200 */
+	bool inverted; /* icicle: roots at the top */
 };
 
 /*

@@ -130,8 +130,8 @@ static int parse_map_size(const char *s, uint32_t *out)
 
 static int bad_option(const char *cmd, const char *what, const char *val)
 {
-	fprintf(stderr, "bpfprof %s: invalid %s: '%s' (see bpfprof %s --help)\n", cmd, what,
-		val, cmd);
+	fprintf(stderr, "bpfprof %s: invalid %s: '%s' (see bpfprof %s --help)\n", cmd, what, val,
+		cmd);
 	return 2;
 }
 
@@ -245,20 +245,20 @@ static bool process_gone(int pid)
 static int cmd_record(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{ "freq", required_argument, NULL, 'F' },
-		{ "duration", required_argument, NULL, 'd' },
-		{ "pid", required_argument, NULL, 'p' },
-		{ "output", required_argument, NULL, 'o' },
-		{ "format", required_argument, NULL, 'f' },
-		{ "no-kernel", no_argument, NULL, 'K' },
-		{ "max-stacks", required_argument, NULL, 'S' },
-		{ "max-counts", required_argument, NULL, 'C' },
-		{ "quiet", no_argument, NULL, 'q' },
-		{ "verbose", no_argument, NULL, 'v' },
-		{ "help", no_argument, NULL, 'h' },
+		{"freq", required_argument, NULL, 'F'},
+		{"duration", required_argument, NULL, 'd'},
+		{"pid", required_argument, NULL, 'p'},
+		{"output", required_argument, NULL, 'o'},
+		{"format", required_argument, NULL, 'f'},
+		{"no-kernel", no_argument, NULL, 'K'},
+		{"max-stacks", required_argument, NULL, 'S'},
+		{"max-counts", required_argument, NULL, 'C'},
+		{"quiet", no_argument, NULL, 'q'},
+		{"verbose", no_argument, NULL, 'v'},
+		{"help", no_argument, NULL, 'h'},
 		{},
 	};
-	struct prof_collector_opts co = { .freq = 99 };
+	struct prof_collector_opts co = {.freq = 99};
 	const char *output = DEFAULT_OUTPUT, *format = NULL;
 	unsigned long duration = 10, v;
 	struct prof_collector_stats st;
@@ -322,10 +322,10 @@ static int cmd_record(int argc, char **argv)
 		return 2;
 	}
 	if (format) {
-		fmt = strcmp(format, "pprof") == 0	? PROF_FMT_PPROF
+		fmt = strcmp(format, "pprof") == 0    ? PROF_FMT_PPROF
 		      : strcmp(format, "folded") == 0 ? PROF_FMT_FOLDED
-		      : strcmp(format, "svg") == 0	? PROF_FMT_SVG
-							: -EINVAL;
+		      : strcmp(format, "svg") == 0    ? PROF_FMT_SVG
+						      : -EINVAL;
 		if (fmt < 0)
 			return bad_option("record", "format (pprof, folded, svg)", format);
 	} else {
@@ -346,8 +346,10 @@ static int cmd_record(int argc, char **argv)
 			return 1;
 		}
 		if (tgid != co.pid) {
-			fprintf(stderr, "bpfprof record: %d is a thread of process %d; recording the "
-					"process\n", co.pid, tgid);
+			fprintf(stderr,
+				"bpfprof record: %d is a thread of process %d; recording the "
+				"process\n",
+				co.pid, tgid);
 			co.pid = tgid;
 		}
 	}
@@ -367,7 +369,7 @@ static int cmd_record(int argc, char **argv)
 		goto out;
 	}
 	for (;;) {
-		struct timespec tick = { 1, 0 };
+		struct timespec tick = {1, 0};
 		uint64_t left = prof_window__remaining_ms(c, w);
 		siginfo_t si;
 
@@ -375,15 +377,15 @@ static int cmd_record(int argc, char **argv)
 			fprintf(stderr, "\rbpfprof: recording, %llu s left (Ctrl-C to stop early) ",
 				(unsigned long long)(left + 999) / 1000);
 		if (left < 999)
-			tick = (struct timespec){ 0, (long)left * 1000000L + 1000000L };
+			tick = (struct timespec){0, (long)left * 1000000L + 1000000L};
 		if (sigtimedwait(&sigs, &si, &tick) > 0)
 			prof_collector__stop(c);
 		/* Like perf record -p: the recording ends with the process. */
 		if (co.pid && !pid_gone && process_gone(co.pid)) {
 			pid_gone = true;
 			if (!quiet)
-				fprintf(stderr, "%sbpfprof: process %d exited\n", tty ? "\r\033[K" : "",
-					co.pid);
+				fprintf(stderr, "%sbpfprof: process %d exited\n",
+					tty ? "\r\033[K" : "", co.pid);
 			prof_collector__stop(c);
 		}
 		err = prof_window__wait(c, w, 0, &prof);
@@ -413,8 +415,9 @@ static int cmd_record(int argc, char **argv)
 		fprintf(stderr,
 			"bpfprof: wrote %s: %llu samples, %u processes, %llu dropped "
 			"(%llu stacks lost, %llu events lost)\n",
-			strcmp(output, "-") ? output : "stdout", (unsigned long long)prof->total_count,
-			count_processes(prof), (unsigned long long)drops,
+			strcmp(output, "-") ? output : "stdout",
+			(unsigned long long)prof->total_count, count_processes(prof),
+			(unsigned long long)drops,
 			(unsigned long long)(st.kstacks_lost + st.ustacks_lost),
 			(unsigned long long)st.bpf[PROF_STAT_EVENTS_LOST]);
 	ret = 0;
@@ -451,24 +454,25 @@ static void agent_status(void *ctx, struct strbuf *out)
 		    (unsigned long long)st.bpf[PROF_STAT_STACK_FULL],
 		    (unsigned long long)st.bpf[PROF_STAT_STACK_TRUNCATED],
 		    (unsigned long long)st.bpf[PROF_STAT_EVENTS_LOST],
-		    (unsigned long long)st.leaf_fixups, (unsigned long long)st.frames, (unsigned long long)st.frames_unknown,
-		    (unsigned long long)st.drains, (unsigned long long)st.windows,
-		    (unsigned long long)st.procs.aspaces, (unsigned long long)st.sym.dsos);
+		    (unsigned long long)st.leaf_fixups, (unsigned long long)st.frames,
+		    (unsigned long long)st.frames_unknown, (unsigned long long)st.drains,
+		    (unsigned long long)st.windows, (unsigned long long)st.procs.aspaces,
+		    (unsigned long long)st.sym.dsos);
 }
 
 static int cmd_agent(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{ "http-address", required_argument, NULL, 'a' },
-		{ "freq", required_argument, NULL, 'F' },
-		{ "no-kernel", no_argument, NULL, 'K' },
-		{ "max-stacks", required_argument, NULL, 'S' },
-		{ "max-counts", required_argument, NULL, 'C' },
-		{ "verbose", no_argument, NULL, 'v' },
-		{ "help", no_argument, NULL, 'h' },
+		{"http-address", required_argument, NULL, 'a'},
+		{"freq", required_argument, NULL, 'F'},
+		{"no-kernel", no_argument, NULL, 'K'},
+		{"max-stacks", required_argument, NULL, 'S'},
+		{"max-counts", required_argument, NULL, 'C'},
+		{"verbose", no_argument, NULL, 'v'},
+		{"help", no_argument, NULL, 'h'},
 		{},
 	};
-	struct prof_collector_opts co = { .freq = 99 };
+	struct prof_collector_opts co = {.freq = 99};
 	const char *address = "127.0.0.1:7071";
 	struct sockaddr_storage ss;
 	unsigned int sslen;
@@ -523,7 +527,7 @@ static int cmd_agent(int argc, char **argv)
 	if (!c)
 		return 1;
 	malloc_trim(0); /* libbpf's parsed kernel BTF is freed by now */
-	src = (struct srv_source){ .window = agent_window, .status = agent_status, .ctx = c };
+	src = (struct srv_source){.window = agent_window, .status = agent_status, .ctx = c};
 	srv = srv__start(address, &src);
 	if (!srv) {
 		pr_err("cannot listen on %s: %s", address, strerror(errno));

@@ -24,13 +24,13 @@
 
 enum prof_vma_kind {
 	PROF_VMA_FILE = 0, /* a file mapping: path and (if it could be opened) dso */
-	PROF_VMA_VDSO,     /* [vdso] */
-	PROF_VMA_ANON,     /* anonymous executable memory (JIT) */
+	PROF_VMA_VDSO, /* [vdso] */
+	PROF_VMA_ANON, /* anonymous executable memory (JIT) */
 };
 
 struct prof_vma {
 	uint64_t start, end, pgoff;
-	char *path;          /* as in /proc/PID/maps, without " (deleted)" */
+	char *path; /* as in /proc/PID/maps, without " (deleted)" */
 	struct sym_dso *dso; /* owned reference, NULL when the file could not be opened */
 	enum prof_vma_kind kind;
 	bool deleted;
@@ -41,18 +41,18 @@ struct prof_aspace {
 	uint32_t id;
 	struct prof_vma *vmas; /* executable mappings, sorted by start */
 	uint32_t nvmas;
-	uint64_t dead_ns;      /* CLOCK_MONOTONIC time of exit/exec, 0 while alive */
-	uint64_t refreshed;    /* drain number of the last re-read on a miss, UINT64_MAX = none */
-	int read_err;          /* last error reading /proc/PID/maps, 0 when fine */
+	uint64_t dead_ns; /* CLOCK_MONOTONIC time of exit/exec, 0 while alive */
+	uint64_t refreshed; /* drain number of the last re-read on a miss, UINT64_MAX = none */
+	int read_err; /* last error reading /proc/PID/maps, 0 when fine */
 	struct prof_aspace *next; /* hash chain (private) */
 };
 
 struct prof_procs_stats {
-	uint64_t aspaces;      /* address spaces tracked now */
-	uint64_t maps_reads;   /* /proc/PID/maps reads */
-	uint64_t maps_errors;  /* ... that failed (process already gone) */
-	uint64_t refreshes;    /* re-reads because an address was in no known mapping */
-	uint64_t rescans;      /* re-reads on the first samples after an exec */
+	uint64_t aspaces; /* address spaces tracked now */
+	uint64_t maps_reads; /* /proc/PID/maps reads */
+	uint64_t maps_errors; /* ... that failed (process already gone) */
+	uint64_t refreshes; /* re-reads because an address was in no known mapping */
+	uint64_t rescans; /* re-reads on the first samples after an exec */
 };
 
 struct prof_procs;

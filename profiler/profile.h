@@ -31,9 +31,9 @@
 #include <stdint.h>
 
 struct prof_mapping {
-	uint64_t start;   /* memory_start */
-	uint64_t limit;   /* memory_limit (exclusive) */
-	uint64_t offset;  /* file offset of @start */
+	uint64_t start; /* memory_start */
+	uint64_t limit; /* memory_limit (exclusive) */
+	uint64_t offset; /* file offset of @start */
 	uint32_t filename; /* string index */
 	uint32_t build_id; /* string index, 0 when unknown */
 	/*
@@ -47,20 +47,20 @@ struct prof_mapping {
 };
 
 struct prof_function {
-	uint32_t name;        /* string index: display (demangled) name */
+	uint32_t name; /* string index: display (demangled) name */
 	uint32_t system_name; /* string index: mangled/raw name */
-	uint32_t filename;    /* string index, 0 when unknown */
-	int64_t start_line;   /* 0 when unknown */
+	uint32_t filename; /* string index, 0 when unknown */
+	int64_t start_line; /* 0 when unknown */
 };
 
 struct prof_line {
 	uint32_t function; /* function id (1-based) */
-	int64_t line;      /* 0 when unknown */
+	int64_t line; /* 0 when unknown */
 };
 
 struct prof_location {
-	uint32_t mapping;   /* mapping id (1-based), 0 = none */
-	uint64_t address;   /* address in the process (or kernel) address space */
+	uint32_t mapping; /* mapping id (1-based), 0 = none */
+	uint64_t address; /* address in the process (or kernel) address space */
 	uint32_t line_start; /* index into lines[] */
 	uint32_t nlines;
 };
@@ -68,10 +68,10 @@ struct prof_location {
 struct prof_sample {
 	uint32_t loc_start; /* index into sample_locs[] */
 	uint32_t nlocs;
-	uint32_t pid;       /* process id (tgid) */
-	uint32_t tid;       /* thread id */
-	uint32_t comm;      /* string index: process name */
-	uint32_t thread;    /* string index: thread name */
+	uint32_t pid; /* process id (tgid) */
+	uint32_t tid; /* thread id */
+	uint32_t comm; /* string index: process name */
+	uint32_t thread; /* string index: thread name */
 	uint64_t count;
 };
 
@@ -91,10 +91,10 @@ struct prof_profile {
 	struct prof_sample *samples;
 	uint32_t nsamples;
 
-	int64_t time_nanos;     /* wall clock at the start of the profile */
+	int64_t time_nanos; /* wall clock at the start of the profile */
 	int64_t duration_nanos; /* length of the window */
-	int64_t period_ns;      /* 1e9 / sampling frequency */
-	uint64_t total_count;   /* sum of samples[].count */
+	int64_t period_ns; /* 1e9 / sampling frequency */
+	uint64_t total_count; /* sum of samples[].count */
 
 	struct prof_profile_index *idx; /* private: dedup hash tables */
 };
@@ -105,28 +105,28 @@ struct prof_profile {
  */
 struct prof_mapping_in {
 	uint64_t start, limit, offset;
-	const char *file;     /* e.g. "/usr/lib/x86_64-linux-gnu/libc.so.6", "[kernel.kallsyms]" */
+	const char *file; /* e.g. "/usr/lib/x86_64-linux-gnu/libc.so.6", "[kernel.kallsyms]" */
 	const char *build_id; /* lowercase hex, or NULL */
 	bool has_functions, has_filenames, has_line_numbers, has_inline_frames;
 };
 
 struct prof_line_in {
-	const char *name;        /* display name; NULL becomes "[unknown]" */
+	const char *name; /* display name; NULL becomes "[unknown]" */
 	const char *system_name; /* raw name; NULL = same as name */
-	const char *file;        /* source file or NULL */
-	int64_t line;            /* 0 when unknown */
+	const char *file; /* source file or NULL */
+	int64_t line; /* 0 when unknown */
 };
 
 struct prof_loc_in {
 	uint64_t address;
 	const struct prof_mapping_in *mapping; /* NULL = no mapping */
-	const struct prof_line_in *lines;      /* innermost first */
+	const struct prof_line_in *lines; /* innermost first */
 	uint32_t nlines;
 };
 
 struct prof_sample_in {
 	uint32_t pid, tid;
-	const char *comm;   /* process name */
+	const char *comm; /* process name */
 	const char *thread; /* thread name */
 	const struct prof_loc_in *locs; /* leaf first */
 	uint32_t nlocs;

@@ -40,9 +40,9 @@ struct prof_sampler {
 	uint64_t *vals;
 	size_t kcap, vcap;
 	struct prof_stack *svals; /* drained stacks, in map order */
-	uint64_t *skeys;          /* their keys (hashes) */
+	uint64_t *skeys; /* their keys (hashes) */
 	size_t svcap, skcap;
-	struct stack_ent *sidx;   /* (hash, index) sorted by hash */
+	struct stack_ent *sidx; /* (hash, index) sorted by hash */
 	size_t nstacks, sicap;
 	int npossible;
 };
@@ -66,7 +66,7 @@ static int libbpf_log(enum libbpf_print_level level, const char *fmt, va_list ap
 
 int prof_check_privileges(char *why, size_t whylen)
 {
-	struct __user_cap_header_struct hdr = { _LINUX_CAPABILITY_VERSION_3, 0 };
+	struct __user_cap_header_struct hdr = {_LINUX_CAPABILITY_VERSION_3, 0};
 	struct __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3] = {};
 	uint64_t eff;
 	bool sys_admin, bpf, perfmon;
@@ -172,7 +172,8 @@ static int attach_cpus(struct prof_sampler *s, unsigned int freq)
 			if (err == -ENODEV)
 				continue; /* went offline since we read the mask */
 			if (err == -EINVAL)
-				pr_err("perf_event_open(cpu-clock, %u Hz) on CPU %d: %s (is -F above "
+				pr_err("perf_event_open(cpu-clock, %u Hz) on CPU %d: %s (is -F "
+				       "above "
 				       "kernel.perf_event_max_sample_rate?)",
 				       freq, cpu, strerror(-err));
 			else
@@ -376,7 +377,7 @@ static const struct prof_stack *find_stack(const struct prof_sampler *s, uint64_
 int prof_sampler__drain(struct prof_sampler *s, prof_sample_fn fn, void *ctx, uint64_t *flip_ns)
 {
 	uint32_t old = s->skel->bss->active_set;
-	struct timespec settle = { 0, 2 * 1000 * 1000 };
+	struct timespec settle = {0, 2 * 1000 * 1000};
 	int counts_fd, stacks_fd;
 	long n, ns;
 

@@ -28,8 +28,8 @@
 struct sym_kallsyms;
 
 struct sym_ksym {
-	uint64_t addr;      /* symbol start */
-	const char *name;   /* lives as long as the table */
+	uint64_t addr; /* symbol start */
+	const char *name; /* lives as long as the table */
 	const char *module; /* NULL for vmlinux, else the module name ("ext4") */
 };
 
@@ -69,12 +69,12 @@ const struct sym_ksym *sym_kallsyms__find(const struct sym_kallsyms *k, uint64_t
 
 struct sym_map_entry {
 	uint64_t start, end; /* [start, end) */
-	uint64_t pgoff;      /* file offset of start */
+	uint64_t pgoff; /* file offset of start */
 	uint64_t inode;
 	uint32_t dev_major, dev_minor;
-	uint32_t perms;      /* SYM_MAP_* */
-	bool deleted;        /* path ended in " (deleted)", stripped from @path */
-	char *path;          /* owned; "" for anonymous mappings, "[vdso]", ... */
+	uint32_t perms; /* SYM_MAP_* */
+	bool deleted; /* path ended in " (deleted)", stripped from @path */
+	char *path; /* owned; "" for anonymous mappings, "[vdso]", ... */
 };
 
 /*
@@ -93,28 +93,28 @@ struct sym_dsos;
 struct sym_dso;
 
 struct sym_result {
-	const char *name;  /* symbol name; lives as long as the dso */
+	const char *name; /* symbol name; lives as long as the dso */
 	uint64_t sym_addr; /* symbol start (ELF virtual address) */
-	uint64_t vaddr;    /* the looked-up ELF virtual address */
+	uint64_t vaddr; /* the looked-up ELF virtual address */
 };
 
 /* Why a lookup failed; counted in struct sym_stats. */
 enum sym_fail {
 	SYM_FAIL_NONE = 0,
-	SYM_FAIL_OPEN,     /* file could not be opened (gone, permission) */
-	SYM_FAIL_ELF,      /* not a valid ELF file */
-	SYM_FAIL_NOSYMS,   /* ELF without .symtab and .dynsym */
-	SYM_FAIL_NOSYM,    /* address not covered by any symbol */
-	SYM_FAIL_NOLOAD,   /* file offset outside every PT_LOAD segment */
+	SYM_FAIL_OPEN, /* file could not be opened (gone, permission) */
+	SYM_FAIL_ELF, /* not a valid ELF file */
+	SYM_FAIL_NOSYMS, /* ELF without .symtab and .dynsym */
+	SYM_FAIL_NOSYM, /* address not covered by any symbol */
+	SYM_FAIL_NOLOAD, /* file offset outside every PT_LOAD segment */
 	SYM_FAIL__COUNT,
 };
 
 struct sym_stats {
-	uint64_t dsos;           /* live sym_dso objects */
-	uint64_t dsos_loaded;    /* ... of which have their symbol table loaded */
-	uint64_t symbols;        /* symbols held in memory */
-	uint64_t bytes;          /* approximate heap held by symbol tables */
-	uint64_t lookups, hits;  /* resolve calls and successful ones */
+	uint64_t dsos; /* live sym_dso objects */
+	uint64_t dsos_loaded; /* ... of which have their symbol table loaded */
+	uint64_t symbols; /* symbols held in memory */
+	uint64_t bytes; /* approximate heap held by symbol tables */
+	uint64_t lookups, hits; /* resolve calls and successful ones */
 	uint64_t fail[SYM_FAIL__COUNT];
 };
 
@@ -148,7 +148,8 @@ void sym_dsos__free(struct sym_dsos *c);
  */
 struct sym_dso *sym_dsos__get_mapped(struct sym_dsos *c, int pid, const struct sym_map_entry *m);
 
-/* The dso for a path on this machine (tests, `bpfprof symbolize -e`). New reference or NULL+errno. */
+/* The dso for a path on this machine (tests, `bpfprof symbolize -e`). New reference or NULL+errno.
+ */
 struct sym_dso *sym_dsos__get_path(struct sym_dsos *c, const char *path);
 
 void sym_dso__get(struct sym_dso *d);

@@ -27,7 +27,8 @@ pid_t test_spawn(char *const argv[], const char *out_path, const char *err_path)
  */
 int test_wait(pid_t pid, int *status, int timeout_ms);
 
-/* Runs @argv to completion (up to @timeout_ms), capturing stdout and stderr. Exit code or -errno. */
+/* Runs @argv to completion (up to @timeout_ms), capturing stdout and stderr. Exit code or -errno.
+ */
 int test_run(char *const argv[], struct strbuf *out, struct strbuf *err, int timeout_ms);
 
 struct test_http_response {

@@ -24,7 +24,7 @@ static char agent_log[64];
 /* Number of loaded BPF programs named prof_sample (ours). */
 static int count_our_programs(void)
 {
-	char *argv[] = { "/usr/sbin/bpftool", "prog", "show", NULL };
+	char *argv[] = {"/usr/sbin/bpftool", "prog", "show", NULL};
 	struct strbuf out = STRBUF_INIT;
 	int n = 0;
 
@@ -49,7 +49,7 @@ static void start_agent(void)
 	snprintf(addr, sizeof(addr), "127.0.0.1:%d", agent_port);
 	snprintf(agent_log, sizeof(agent_log), "/tmp/bpfprof-agent-%d.log", (int)getpid());
 	{
-		char *argv[] = { bin, "agent", "--http-address", addr, "-F", "199", NULL };
+		char *argv[] = {bin, "agent", "--http-address", addr, "-F", "199", NULL};
 
 		agent_pid = test_spawn(argv, NULL, agent_log);
 	}
@@ -63,9 +63,9 @@ static void start_agent(void)
 		usleep(100 * 1000);
 	}
 	cr_assert_fail("agent did not answer /healthz within 10 s");
-load: {
+load : {
 	char fix[256];
-	char *argv[] = { fix, "30", "/dev/null", NULL };
+	char *argv[] = {fix, "30", "/dev/null", NULL};
 
 	test_build_path("fixtures/fpchains", fix, sizeof(fix));
 	load_pid = test_spawn(argv, NULL, NULL);
@@ -148,7 +148,7 @@ Test(agent, concurrent_scrapes_are_valid_pprof, .init = start_agent, .fini = sto
 			/* go tool pprof reads a scrape of the running agent. */
 			char path[] = "/tmp/bpfprof-scrape-XXXXXX";
 			int fd = mkstemp(path);
-			char *argv[] = { "/usr/bin/go", "tool", "pprof", "-top", path, NULL };
+			char *argv[] = {"/usr/bin/go", "tool", "pprof", "-top", path, NULL};
 			struct strbuf out = STRBUF_INIT, errb = STRBUF_INIT;
 
 			cr_assert_geq(fd, 0);
@@ -170,8 +170,7 @@ Test(agent, concurrent_scrapes_are_valid_pprof, .init = start_agent, .fini = sto
 	}
 }
 
-Test(agent, other_routes_and_bad_requests, .init = start_agent, .fini = stop_agent,
-     .timeout = 60)
+Test(agent, other_routes_and_bad_requests, .init = start_agent, .fini = stop_agent, .timeout = 60)
 {
 	struct test_http_response r;
 	static const char *const bad[] = {
@@ -229,7 +228,7 @@ Test(agent, other_routes_and_bad_requests, .init = start_agent, .fini = stop_age
  */
 Test(agent, sigterm_detaches_and_exits_zero, .timeout = 60)
 {
-	struct scrape inflight = { .path = "/debug/pprof/profile?seconds=60" };
+	struct scrape inflight = {.path = "/debug/pprof/profile?seconds=60"};
 	Perftools__Profiles__Profile *pb;
 	pthread_t th;
 	int before, st;
@@ -282,7 +281,8 @@ Test(agent, back_to_back_windows_all_get_samples, .init = start_agent, .fini = s
 			cr_assert_eq(s[i].err, 0);
 			cr_assert_eq(s[i].r.status, 200);
 			cr_expect(s[i].r.body.buf && strstr(s[i].r.body.buf, "fpchains;"),
-				  "round %d: window %s got no samples of the load", round, s[i].path);
+				  "round %d: window %s got no samples of the load", round,
+				  s[i].path);
 			strbuf_release(&s[i].r.body);
 		}
 	}

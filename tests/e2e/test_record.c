@@ -52,7 +52,8 @@ static int read_truth(const char *path, struct truth t[NCHAINS])
 
 	if (!f)
 		return -errno;
-	while (n < NCHAINS && fscanf(f, "%31s %255s %lf", t[n].thread, t[n].chain, &t[n].cpu_ns) == 3)
+	while (n < NCHAINS &&
+	       fscanf(f, "%31s %255s %lf", t[n].thread, t[n].chain, &t[n].cpu_ns) == 3)
 		total += t[n++].cpu_ns;
 	fclose(f);
 	for (int i = 0; i < n; i++)
@@ -69,11 +70,12 @@ static int match_chain(char **frames, size_t n, const struct truth t[NCHAINS])
 {
 	for (int c = 0; c < NCHAINS; c++) {
 		char buf[256], *tok, *save;
-		char *want[16] = { NULL };
+		char *want[16] = {NULL};
 		size_t nw = 0;
 
 		snprintf(buf, sizeof(buf), "%s", t[c].chain);
-		for (tok = strtok_r(buf, ";", &save); tok && nw < 16; tok = strtok_r(NULL, ";", &save))
+		for (tok = strtok_r(buf, ";", &save); tok && nw < 16;
+		     tok = strtok_r(NULL, ";", &save))
 			want[nw++] = tok;
 		if (nw == 0 || n < nw)
 			continue;
@@ -162,8 +164,8 @@ static void check_tally(const char *what, const struct tally *ty, const struct t
 			    100 * t[c].share, 100 * share);
 		cr_expect_gt(ty->per_chain[c], 0, "%s: chain %s missing", what, t[c].chain);
 		cr_expect_leq(fabs(100 * (share - t[c].share)), TOLERANCE_PP,
-			      "%s: chain %s has %.1f %% of samples, truth %.1f %%", what, t[c].chain,
-			      100 * share, 100 * t[c].share);
+			      "%s: chain %s has %.1f %% of samples, truth %.1f %%", what,
+			      t[c].chain, 100 * share, 100 * t[c].share);
 	}
 	cr_expect_geq(ty->complete / ty->total, MIN_COMPLETE,
 		      "%s: only %.2f %% of samples have a complete chain; e.g. %s | %s | %s", what,
@@ -175,7 +177,7 @@ static void check_tally(const char *what, const struct tally *ty, const struct t
 static void check_go_pprof(const char *file)
 {
 	char home[] = "/tmp/bpfprof-gohome-XXXXXX";
-	const char *modes[] = { "-raw", "-top" };
+	const char *modes[] = {"-raw", "-top"};
 
 	if (access("/usr/bin/go", X_OK) && access("/usr/lib/go/bin/go", X_OK)) {
 		if (getenv("CI") && !strcmp(getenv("CI"), "true"))
@@ -189,7 +191,8 @@ static void check_go_pprof(const char *file)
 	setenv("GOPATH", home, 1);
 	setenv("PPROF_TMPDIR", home, 1);
 	for (size_t i = 0; i < ARRAY_SIZE(modes); i++) {
-		char *argv[] = { "/usr/bin/go", "tool", "pprof", (char *)modes[i], (char *)file, NULL };
+		char *argv[] = {"/usr/bin/go",	  "tool",	"pprof",
+				(char *)modes[i], (char *)file, NULL};
 		struct strbuf out = STRBUF_INIT, err = STRBUF_INIT;
 		int rc = test_run(argv, &out, &err, 60000);
 
@@ -228,13 +231,14 @@ Test(record, fp_chains_exact_shape_and_shares, .timeout = 120)
 	test_build_path("fixtures/fpchains", fix, sizeof(fix));
 	cr_assert_not_null(mkdtemp(dir));
 	{
-		char *argv[] = { "/usr/bin/objdump", "-d", "--disassemble=fp_leaf_e", fix, NULL };
+		char *argv[] = {"/usr/bin/objdump", "-d", "--disassemble=fp_leaf_e", fix, NULL};
 		struct strbuf out = STRBUF_INIT;
 
 		cr_assert_eq(test_run(argv, &out, NULL, 30000), 0, "objdump failed");
 		cr_assert(out.buf && strstr(out.buf, "<fp_leaf_e>:"), "no fp_leaf_e in %s", fix);
-		cr_assert(!strstr(out.buf, "push   %rbp"),
-			  "fp_leaf_e sets up a frame: the fixture no longer tests frameless leaves");
+		cr_assert(
+			!strstr(out.buf, "push   %rbp"),
+			"fp_leaf_e sets up a frame: the fixture no longer tests frameless leaves");
 		strbuf_release(&out);
 	}
 	snprintf(truth_path, sizeof(truth_path), "%s/truth.txt", dir);
@@ -242,7 +246,7 @@ Test(record, fp_chains_exact_shape_and_shares, .timeout = 120)
 	snprintf(pprof_path, sizeof(pprof_path), "%s/out.pb.gz", dir);
 
 	{
-		char *argv[] = { fix, "9", truth_path, NULL };
+		char *argv[] = {fix, "9", truth_path, NULL};
 
 		fixture = test_spawn(argv, NULL, NULL);
 		cr_assert_gt(fixture, 0, "cannot start %s", fix);
@@ -250,10 +254,10 @@ Test(record, fp_chains_exact_shape_and_shares, .timeout = 120)
 	usleep(500 * 1000);
 	snprintf(pidbuf, sizeof(pidbuf), "%d", fixture);
 	{
-		char *a1[] = { bin, "record", "-q", "-F", "499", "-d", "6", "-p", pidbuf,
-			       "-o", folded_path, NULL };
-		char *a2[] = { bin, "record", "-q", "-F", "499", "-d", "6", "-p", pidbuf,
-			       "-o", pprof_path, NULL };
+		char *a1[] = {bin, "record", "-q",   "-F", "499",	"-d",
+			      "6", "-p",     pidbuf, "-o", folded_path, NULL};
+		char *a2[] = {bin, "record", "-q",   "-F", "499",      "-d",
+			      "6", "-p",     pidbuf, "-o", pprof_path, NULL};
 
 		rec1 = test_spawn(a1, NULL, NULL);
 		rec2 = test_spawn(a2, NULL, NULL);
@@ -349,8 +353,9 @@ Test(record, fp_chains_exact_shape_and_shares, .timeout = 120)
 				const Perftools__Profiles__Location *loc =
 					pprof_location(pb, s->location_id[k - 1]);
 				const Perftools__Profiles__Function *fn =
-					loc && loc->n_line ? pprof_function(pb, loc->line[0]->function_id)
-							   : NULL;
+					loc && loc->n_line
+						? pprof_function(pb, loc->line[0]->function_id)
+						: NULL;
 
 				frames[nf++] = (char *)(fn ? pprof_str(pb, fn->name) : "[unknown]");
 			}
@@ -401,7 +406,7 @@ Test(record, sigint_writes_output, .timeout = 60)
 	test_build_path("fixtures/burn", burn, sizeof(burn));
 	{
 		/* Something to sample: idle CPUs give no samples. */
-		char *argv[] = { burn, "4", "1", NULL };
+		char *argv[] = {burn, "4", "1", NULL};
 
 		load = test_spawn(argv, "/dev/null", NULL);
 		cr_assert_gt(load, 0);
@@ -411,7 +416,7 @@ Test(record, sigint_writes_output, .timeout = 60)
 	close(fd);
 	unlink(out);
 	{
-		char *argv[] = { bin, "record", "-q", "-d", "60", "-o", out, NULL };
+		char *argv[] = {bin, "record", "-q", "-d", "60", "-o", out, NULL};
 
 		rec = test_spawn(argv, NULL, NULL);
 	}
@@ -485,15 +490,15 @@ Test(record, full_map_is_counted_not_fatal, .timeout = 60)
 	close(fd);
 	{
 		/* More distinct (thread, stack) pairs than 16 map entries hold. */
-		char *a1[] = { fix, "5", "/dev/null", NULL };
-		char *a2[] = { burn, "5", "2", NULL };
+		char *a1[] = {fix, "5", "/dev/null", NULL};
+		char *a2[] = {burn, "5", "2", NULL};
 
 		l1 = test_spawn(a1, "/dev/null", NULL);
 		l2 = test_spawn(a2, "/dev/null", NULL);
 	}
 	{
-		char *argv[] = { bin, "record", "-F", "499", "-d", "3", "--max-counts", "16",
-				 "-o", out, NULL };
+		char *argv[] = {bin,  "record", "-F", "499", "-d", "3", "--max-counts",
+				"16", "-o",	out,  NULL};
 
 		rc = test_run(argv, NULL, &err, 30000);
 	}
@@ -502,8 +507,9 @@ Test(record, full_map_is_counted_not_fatal, .timeout = 60)
 	cr_assert_eq(rc, 0, "record with a full map exited %d: %s", rc, err.buf);
 	line = err.buf ? strstr(err.buf, "bpfprof: wrote") : NULL;
 	cr_assert_not_null(line, "no summary line: %s", err.buf);
-	cr_assert_eq(sscanf(strchr(line, ':') + 1, "%*[^:]: %llu samples, %*u processes, %llu dropped",
-			    &samples, &dropped),
+	cr_assert_eq(sscanf(strchr(line, ':') + 1,
+			    "%*[^:]: %llu samples, %*u processes, %llu dropped", &samples,
+			    &dropped),
 		     2, "summary line: %s", line);
 	cr_expect_gt(dropped, 0, "a 16-entry counts map dropped nothing: %s", line);
 	cr_expect_gt(samples, 0, "nothing recorded: %s", line);

@@ -19,7 +19,7 @@
 
 static uint64_t nm_addr(const char *bin, const char *sym, uint64_t *size)
 {
-	char *argv[] = { "/usr/bin/nm", "-S", (char *)bin, NULL };
+	char *argv[] = {"/usr/bin/nm", "-S", (char *)bin, NULL};
 	struct strbuf out = STRBUF_INIT;
 	uint64_t addr = 0;
 	char *line, *save;

@@ -15,14 +15,16 @@ struct dm_case {
  * (except that c++filt also shows Rust v0 crate disambiguators, "mycrate[..]").
  */
 static const struct dm_case cases[] = {
-	{ "_Z3runRSt6vectorIiSaIiEEm", "run(std::vector<int, std::allocator<int> >&, unsigned long)" },
-	{ "_ZN6shapes3BoxImE4spinEm.isra.0", "shapes::Box<unsigned long>::spin(unsigned long) [clone .isra.0]" },
-	{ "_ZN4core3fmt5write17h0123456789abcdefE", "core::fmt::write" },   /* Rust legacy */
-	{ "_RNvCs15kBYyAo9fc_7mycrate3foo", "mycrate::foo" },                /* Rust v0 */
-	{ "main", NULL },
-	{ "_start", NULL },
-	{ "_Zgarbage", NULL },
-	{ "", NULL },
+	{"_Z3runRSt6vectorIiSaIiEEm",
+	 "run(std::vector<int, std::allocator<int> >&, unsigned long)"},
+	{"_ZN6shapes3BoxImE4spinEm.isra.0",
+	 "shapes::Box<unsigned long>::spin(unsigned long) [clone .isra.0]"},
+	{"_ZN4core3fmt5write17h0123456789abcdefE", "core::fmt::write"}, /* Rust legacy */
+	{"_RNvCs15kBYyAo9fc_7mycrate3foo", "mycrate::foo"}, /* Rust v0 */
+	{"main", NULL},
+	{"_start", NULL},
+	{"_Zgarbage", NULL},
+	{"", NULL},
 };
 
 Test(demangle, cpp_rust_and_plain_names)
