@@ -33,16 +33,17 @@ __u32 active_set = 0;
 __u32 next_aspace = 1;
 
 /*
- * max_entries of the maps below are set by user space before load. The
- * stacks maps are not preallocated: a 1 KiB value per entry would pin
- * max_entries KiB of kernel memory whether used or not.
+ * max_entries of the maps below are set by user space before load (sized
+ * from CPUs x frequency x drain interval). The maps are preallocated: a
+ * BPF_F_NO_PREALLOC map allocates from per-CPU caches that are refilled
+ * asynchronously, and an update from this interrupt-context program fails
+ * with -ENOMEM when a burst of new stacks (process churn) empties them.
  */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__type(key, __u64);
 	__type(value, struct prof_stack);
-	__uint(max_entries, 16384);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, 4096);
 } stacks0 SEC(".maps"), stacks1 SEC(".maps");
 
 struct {

@@ -83,6 +83,32 @@ static const char *base_name(const char *path)
 	return s ? s + 1 : path;
 }
 
+/*
+ * "[user stack lost: EFAULT]": why a stack is missing, from the error the
+ * BPF side recorded (prof_sample_key.kern_err/user_err). Written into the
+ * frame's synth buffer.
+ */
+static const char *lost_name(struct prof_collector *c, uint32_t n, const char *what, int32_t err,
+			     bool missing_in_map)
+{
+	const char *why;
+
+	if (missing_in_map)
+		why = "not in stacks map";
+	else if (err == -PROF_ERR_STACKS_FULL)
+		why = "stacks map full";
+	else if (err == -2)
+		why = "empty";
+	else if (err < 0 && strerrorname_np(-err))
+		why = strerrorname_np(-err);
+	else
+		why = "unknown";
+	if (n >= MAX_FRAMES)
+		return what;
+	snprintf(c->synth[n], SYNTH_LEN, "[%s stack lost: %s]", what, why);
+	return c->synth[n];
+}
+
 static uint32_t add_marker(struct prof_collector *c, uint32_t n, const char *name)
 {
 	if (n >= MAX_FRAMES)
@@ -247,13 +273,15 @@ static void on_sample(void *ctx, const struct prof_raw_sample *rs)
 	/* Leaf first: kernel frames, then user frames, then markers at the root. */
 	n = add_kernel_frames(c, n, rs);
 	if (rs->kstack_lost) {
-		n = add_marker(c, n, "[kernel stack lost]");
+		n = add_marker(c, n,
+			       lost_name(c, n, "kernel", k->kern_err, k->kern_stack && !rs->nkstack));
 		c->ts.kstacks_lost += rs->count;
 	}
 	if (rs->nustack)
 		n = add_user_frames(c, n, rs);
 	if (rs->ustack_lost) {
-		n = add_marker(c, n, "[user stack lost]");
+		n = add_marker(c, n,
+			       lost_name(c, n, "user", k->user_err, k->user_stack && !rs->nustack));
 		c->ts.ustacks_lost += rs->count;
 	}
 	if (rs->ustack_full) {
@@ -531,6 +559,7 @@ struct prof_collector *prof_collector__start(const struct prof_collector_opts *o
 	so.kernel_stacks = !c->opts.no_kernel;
 	so.max_stacks = c->opts.max_stacks;
 	so.max_counts = c->opts.max_counts;
+	so.drain_ms = c->opts.drain_ms;
 	c->sampler = prof_sampler__open(&so);
 	if (!c->sampler) {
 		err = -errno;

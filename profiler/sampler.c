@@ -17,8 +17,8 @@
 #include "../common/util.h"
 #include "profile.skel.h"
 
-#define DEFAULT_MAX_STACKS 16384
-#define DEFAULT_MAX_COUNTS 16384
+#define MIN_MAP_ENTRIES 4096
+#define MAX_MAP_ENTRIES 65536
 /* Entries moved per bpf_map_lookup_and_delete_batch() call. */
 #define BATCH 256
 
@@ -197,6 +197,22 @@ out:
 	return err;
 }
 
+/*
+ * Default entries per stacks/counts map: room for half the samples one drain
+ * can hold when every one is distinct (CPUs x freq x drain interval / 2),
+ * rounded up to a power of two, between 4096 and 65536. A stacks entry is
+ * about 1.1 KB of preallocated kernel memory: 4.5 MB per set at the minimum.
+ */
+static uint32_t map_size(int ncpus, unsigned int freq, unsigned int drain_ms)
+{
+	uint64_t want = (uint64_t)ncpus * freq * (drain_ms ? drain_ms : 5000) / 1000 / 2;
+	uint32_t n = MIN_MAP_ENTRIES;
+
+	while (n < want && n < MAX_MAP_ENTRIES)
+		n *= 2;
+	return n;
+}
+
 struct prof_sampler *prof_sampler__open(const struct prof_sampler_opts *opts)
 {
 	struct prof_sampler *s;
@@ -229,8 +245,9 @@ struct prof_sampler *prof_sampler__open(const struct prof_sampler_opts *opts)
 	s->skel->rodata->filter_tgid = opts->pid > 0 ? opts->pid : 0;
 	s->skel->rodata->kernel_stacks = opts->kernel_stacks;
 	{
-		uint32_t ms = opts->max_stacks ? opts->max_stacks : DEFAULT_MAX_STACKS;
-		uint32_t mc = opts->max_counts ? opts->max_counts : DEFAULT_MAX_COUNTS;
+		uint32_t def = map_size(ncpu_possible, opts->freq, opts->drain_ms);
+		uint32_t ms = opts->max_stacks ? opts->max_stacks : def;
+		uint32_t mc = opts->max_counts ? opts->max_counts : def;
 
 		bpf_map__set_max_entries(s->skel->maps.stacks0, ms);
 		bpf_map__set_max_entries(s->skel->maps.stacks1, ms);

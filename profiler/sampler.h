@@ -22,8 +22,9 @@ struct prof_sampler_opts {
 	unsigned int freq; /* samples per second per CPU (cpu-clock) */
 	int pid; /* sample only this process; 0 = every process */
 	bool kernel_stacks; /* capture kernel stacks too */
-	uint32_t max_stacks; /* entries per stacks map, 0 = default (16384) */
-	uint32_t max_counts; /* entries per counts map, 0 = default (16384) */
+	uint32_t max_stacks; /* entries per stacks map, 0 = default (see map_size()) */
+	uint32_t max_counts; /* entries per counts map, 0 = default (see map_size()) */
+	unsigned int drain_ms; /* how often the maps are drained, for the default sizes */
 };
 
 struct prof_sampler;
