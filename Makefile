@@ -111,7 +111,8 @@ $(BUILD)/bpfprof: $(BUILD)/obj/profiler/main.o $(BUILD)/libbpfprof.a
 FIX := $(BUILD)/fixtures
 FIX_FP := -O2 -g -fno-omit-frame-pointer -mno-omit-leaf-frame-pointer -fno-inline \
 	-fno-optimize-sibling-calls -fno-pie -no-pie
-FIXTURES := $(FIX)/fpchains $(FIX)/elfsyms $(FIX)/elfsyms-stripped $(FIX)/burn
+FIXTURES := $(FIX)/fpchains $(FIX)/elfsyms $(FIX)/elfsyms-stripped $(FIX)/burn \
+	$(FIX)/inlines $(FIX)/inlines-dwarf4
 
 fixtures: $(FIXTURES)
 
@@ -135,6 +136,17 @@ $(FIX)/elfsyms-stripped: tests/fixtures/elfsyms.c
 	@mkdir -p $(@D)
 	@echo "  FIXTURE $@"
 	@$(CC) -O1 -fno-inline -rdynamic -Wl,--build-id=sha1 -o $@ $< && strip --strip-all $@
+
+# Always-inline helpers inside hot functions, with DWARF 5 and DWARF 4.
+$(FIX)/inlines: tests/fixtures/inlines.c
+	@mkdir -p $(@D)
+	@echo "  FIXTURE $@"
+	@$(CC) -O2 -g -fno-omit-frame-pointer -Wl,--build-id=sha1 -o $@ $<
+
+$(FIX)/inlines-dwarf4: tests/fixtures/inlines.c
+	@mkdir -p $(@D)
+	@echo "  FIXTURE $@"
+	@$(CC) -O2 -gdwarf-4 -fno-omit-frame-pointer -Wl,--build-id=sha1 -o $@ $<
 
 # ---- tests -----------------------------------------------------------------
 

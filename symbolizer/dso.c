@@ -13,9 +13,15 @@
  *            a string arena, and the Elf handle is released again.
  *
  * Held per loaded dso: 16 bytes per function symbol plus its name, e.g.
- * ~3000 symbols and ~100 KiB for Debian's libc (only .dynsym there).
+ * ~3000 symbols and ~100 KiB for Debian's libc (only .dynsym there). A
+ * file without .symtab takes the one of its separate debug file when there
+ * is one (libc6-dbg's has all of libc's local functions too).
+ *
+ * DWARF (lines, inline chains) is dwarf.c's; the dso only keeps its state
+ * and frees it (dso_priv.h).
  */
 #include "symbolizer.h"
+#include "dso_priv.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -95,6 +101,9 @@ struct sym_dso {
 	Dwarf_CFI *cfi;
 	bool cfi_tried;
 
+	/* DWARF lines and inline chains (dwarf.c), loaded on first sym_dso__frames() */
+	struct dso_dwarf *dwarf;
+
 	/* cache links, private to this file */
 	struct sym_dso *next_file; /* chain in by_file: every cached dso */
 	struct sym_dso *next_bid; /* chain in by_bid: cached dsos with a build-id */
@@ -111,7 +120,14 @@ struct sym_dsos {
 	struct sym_dso *idle_head, *idle_tail;
 	size_t nidle;
 	struct sym_stats st;
+	/* owned: where separate debug files are looked for; NULL = the default */
+	char **debug_roots;
+	size_t ndebug_roots;
+	uint64_t dwarf_budget; /* bytes that open libdw sessions may take (estimated) */
 };
+
+/* Debian, Fedora and gdb's default for separate debug files. */
+static const char *const default_debug_roots[] = {"/usr/lib/debug"};
 
 /* ---- hashing and the cache tables --------------------------------------- */
 
@@ -252,6 +268,7 @@ static void dso_destroy(struct sym_dso *d)
 			c->st.bytes -= syms_bytes(d);
 		}
 	}
+	dso_dwarf__free(d->dwarf, c ? &c->st : NULL);
 	if (d->cfi)
 		dwarf_cfi_end(d->cfi);
 	if (d->cfi_elf)
@@ -307,6 +324,59 @@ const char *sym_dso__path(const struct sym_dso *d)
 const char *sym_dso__build_id(const struct sym_dso *d)
 {
 	return d->build_id;
+}
+
+/* ---- hooks for dwarf.c (dso_priv.h) ---------------------------------------- */
+
+int dso__fd(const struct sym_dso *d)
+{
+	return d->fd;
+}
+
+bool dso__elf_ok(const struct sym_dso *d)
+{
+	return d->elf_ok;
+}
+
+struct dso_dwarf **dso__dwarf_slot(struct sym_dso *d)
+{
+	return &d->dwarf;
+}
+
+const char *const *dso__debug_roots(const struct sym_dso *d, size_t *n)
+{
+	const struct sym_dsos *c = d->owner;
+
+	if (!c || !c->ndebug_roots) {
+		*n = ARRAY_SIZE(default_debug_roots);
+		return default_debug_roots;
+	}
+	*n = c->ndebug_roots;
+	return (const char *const *)c->debug_roots;
+}
+
+struct sym_stats *dso__stats(struct sym_dso *d)
+{
+	return d->owner ? &d->owner->st : NULL;
+}
+
+bool dso__dwarf_reserve(struct sym_dso *d, uint64_t bytes)
+{
+	struct sym_dsos *c = d->owner;
+
+	if (!c)
+		return false;
+	if (c->st.dwarf_bytes + bytes > c->dwarf_budget) {
+		c->st.dwarf_over_budget++;
+		return false;
+	}
+	c->st.dwarf_bytes += bytes;
+	return true;
+}
+
+void sym_dsos__set_dwarf_budget(struct sym_dsos *c, uint64_t bytes)
+{
+	c->dwarf_budget = bytes;
 }
 
 /* ---- ELF header, segments and build-id ------------------------------------ */
@@ -385,14 +455,14 @@ static void dso_read_header(struct sym_dso *d)
 
 	if (!elf || elf_kind(elf) != ELF_K_ELF || !gelf_getehdr(elf, &eh) ||
 	    elf_getphdrnum(elf, &phnum)) {
-		pr_debug("dso '%s': not an ELF file: %s\n", d->path, elf_errmsg(-1));
+		pr_debug("dso '%s': not an ELF file: %s", d->path, elf_errmsg(-1));
 		goto out;
 	}
 	for (size_t i = 0; i < phnum; i++) {
 		GElf_Phdr ph;
 
 		if (!gelf_getphdr(elf, (int)i, &ph)) {
-			pr_debug("dso '%s': bad program header %zu: %s\n", d->path, i,
+			pr_debug("dso '%s': bad program header %zu: %s", d->path, i,
 				 elf_errmsg(-1));
 			goto out;
 		}
@@ -629,16 +699,97 @@ static void build_syms(struct sym_dso *d, struct cand *cv, size_t n)
 	}
 }
 
+/* The sections of one ELF file that symbol loading needs. */
+struct elf_tables {
+	size_t shnum;
+	uint64_t *sec_end; /* owned: end address of each executable section, else 0 */
+	Elf_Scn *symtab, *dynsym, *xscn;
+	GElf_Shdr symtab_sh, dynsym_sh;
+};
+
+/*
+ * Reads @elf's section headers (the file is @file_size bytes) into @t.
+ * 0, or -1 when the file or its section table is truncated or corrupt.
+ */
+static int scan_tables(Elf *elf, uint64_t file_size, struct elf_tables *t)
+{
+	Elf_Scn *scn = NULL;
+	GElf_Shdr sh;
+	GElf_Ehdr eh;
+
+	memset(t, 0, sizeof(*t));
+	if (!elf || elf_kind(elf) != ELF_K_ELF || !gelf_getehdr(elf, &eh) ||
+	    elf_getshdrnum(elf, &t->shnum))
+		return -1;
+	/* libelf just sees no sections when the table was cut off; we want to say so. */
+	if (t->shnum &&
+	    (t->shnum > DSO_MAX_SECTIONS ||
+	     eh.e_shentsize != gelf_fsize(elf, ELF_T_SHDR, 1, EV_CURRENT) ||
+	     eh.e_shoff > file_size || (file_size - eh.e_shoff) / eh.e_shentsize < t->shnum))
+		return -1;
+	t->sec_end = xcalloc(t->shnum ? t->shnum : 1, sizeof(*t->sec_end));
+	while ((scn = elf_nextscn(elf, scn))) {
+		size_t idx = elf_ndxscn(scn);
+
+		if (!gelf_getshdr(scn, &sh) || idx >= t->shnum)
+			return -1;
+		/* NOBITS too: a separate debug file keeps .text's address but not its bytes. */
+		if (sh.sh_flags & SHF_EXECINSTR)
+			t->sec_end[idx] = sh.sh_addr + sh.sh_size;
+		if (sh.sh_type == SHT_SYMTAB && !t->symtab) {
+			t->symtab = scn;
+			t->symtab_sh = sh;
+		} else if (sh.sh_type == SHT_DYNSYM && !t->dynsym) {
+			t->dynsym = scn;
+			t->dynsym_sh = sh;
+		}
+	}
+	if (t->symtab) {
+		scn = NULL;
+		while ((scn = elf_nextscn(elf, scn)))
+			if (gelf_getshdr(scn, &sh) && sh.sh_type == SHT_SYMTAB_SHNDX &&
+			    sh.sh_link == elf_ndxscn(t->symtab))
+				t->xscn = scn;
+	}
+	return 0;
+}
+
+/*
+ * The function symbols of the .symtab of @d's separate debug file, when
+ * the file itself has none: a stripped library keeps only its exported
+ * functions in .dynsym, the debug file has them all, at the same
+ * addresses. 0 (nothing added when there is no such file), or -EFBIG.
+ */
+static int collect_debug_symtab(struct sym_dso *d, struct cand **cv, size_t *n, size_t *cap)
+{
+	struct elf_tables t;
+	uint64_t size;
+	Elf *elf = dso_dwarf__debug_elf(d, &size);
+	int err = 0;
+
+	if (elf && !scan_tables(elf, size, &t) && t.symtab) {
+		err = collect(elf, t.symtab, t.xscn, &t.symtab_sh, t.sec_end, t.shnum, cv, n, cap);
+		/* A broken table in the debug file: fall back to the file's own .dynsym. */
+		if (err && err != -EFBIG) {
+			*n = 0;
+			err = 0;
+		}
+		if (*n)
+			pr_debug("dso '%s': %zu functions from the debug file's .symtab", d->path,
+				 *n);
+	}
+	if (elf)
+		free(t.sec_end);
+	return err;
+}
+
 /* Loads the symbol table on first use; sets state, and sym_fail/sym_err on failure. */
 static void dso_load_syms(struct sym_dso *d)
 {
-	Elf_Scn *scn = NULL, *symtab = NULL, *dynsym = NULL, *xscn = NULL;
-	GElf_Shdr symtab_sh, dynsym_sh, sh;
 	struct cand *cv = NULL;
-	size_t shnum = 0, ncand = 0, cap = 0;
-	uint64_t *sec_end = NULL;
+	size_t ncand = 0, cap = 0;
 	struct sym_stats *st = d->owner ? &d->owner->st : NULL;
-	GElf_Ehdr eh;
+	struct elf_tables t;
 	Elf *elf;
 	int err;
 
@@ -646,53 +797,30 @@ static void dso_load_syms(struct sym_dso *d)
 	d->sym_fail = SYM_FAIL_ELF;
 	d->sym_err = -ENOEXEC;
 	elf = elf_begin(d->fd, ELF_C_READ_MMAP, NULL);
-	if (!elf || elf_kind(elf) != ELF_K_ELF || !gelf_getehdr(elf, &eh) ||
-	    elf_getshdrnum(elf, &shnum))
+	if (scan_tables(elf, d->file_size, &t))
 		goto bad_elf;
-	/* libelf just sees no sections when the table was cut off; we want to say so. */
-	if (shnum &&
-	    (shnum > DSO_MAX_SECTIONS ||
-	     eh.e_shentsize != gelf_fsize(elf, ELF_T_SHDR, 1, EV_CURRENT) ||
-	     eh.e_shoff > d->file_size || (d->file_size - eh.e_shoff) / eh.e_shentsize < shnum))
-		goto bad_elf;
-	sec_end = xcalloc(shnum ? shnum : 1, sizeof(*sec_end));
-	while ((scn = elf_nextscn(elf, scn))) {
-		size_t idx = elf_ndxscn(scn);
-
-		if (!gelf_getshdr(scn, &sh) || idx >= shnum)
-			goto bad_elf;
-		/* NOBITS too: a separate debug file keeps .text's address but not its bytes. */
-		if (sh.sh_flags & SHF_EXECINSTR)
-			sec_end[idx] = sh.sh_addr + sh.sh_size;
-		if (sh.sh_type == SHT_SYMTAB && !symtab) {
-			symtab = scn;
-			symtab_sh = sh;
-		} else if (sh.sh_type == SHT_DYNSYM && !dynsym) {
-			dynsym = scn;
-			dynsym_sh = sh;
-		}
-	}
 	/* An unstripped file's .symtab is a superset of its .dynsym. */
-	if (symtab) {
-		scn = NULL;
-		while ((scn = elf_nextscn(elf, scn)))
-			if (gelf_getshdr(scn, &sh) && sh.sh_type == SHT_SYMTAB_SHNDX &&
-			    sh.sh_link == elf_ndxscn(symtab))
-				xscn = scn;
-		err = collect(elf, symtab, xscn, &symtab_sh, sec_end, shnum, &cv, &ncand, &cap);
+	if (t.symtab) {
+		err = collect(elf, t.symtab, t.xscn, &t.symtab_sh, t.sec_end, t.shnum, &cv, &ncand,
+			      &cap);
+		if (err)
+			goto bad_table;
+	} else {
+		err = collect_debug_symtab(d, &cv, &ncand, &cap);
 		if (err)
 			goto bad_table;
 	}
 	/* A .symtab without function symbols (left by some strip options) adds nothing. */
-	if (!ncand && dynsym) {
-		err = collect(elf, dynsym, NULL, &dynsym_sh, sec_end, shnum, &cv, &ncand, &cap);
+	if (!ncand && t.dynsym) {
+		err = collect(elf, t.dynsym, NULL, &t.dynsym_sh, t.sec_end, t.shnum, &cv, &ncand,
+			      &cap);
 		if (err)
 			goto bad_table;
 	}
 	if (!ncand) {
 		d->sym_fail = SYM_FAIL_NOSYMS;
 		d->sym_err = -ENODATA;
-		pr_debug("dso '%s': no function symbols\n", d->path);
+		pr_debug("dso '%s': no function symbols", d->path);
 		goto out;
 	}
 	build_syms(d, cv, ncand);
@@ -709,17 +837,17 @@ bad_table:
 	if (err == -EFBIG) {
 		d->sym_fail = SYM_FAIL_NOSYMS;
 		d->sym_err = -EFBIG;
-		pr_debug("dso '%s': more than %u function symbols, not loaded\n", d->path,
+		pr_debug("dso '%s': more than %u function symbols, not loaded", d->path,
 			 DSO_MAX_SYMS);
 		goto out;
 	}
 bad_elf:
 	err = elf_errno();
-	pr_debug("dso '%s': cannot read the symbol table: %s\n", d->path,
+	pr_debug("dso '%s': cannot read the symbol table: %s", d->path,
 		 err ? elf_errmsg(err) : "truncated or corrupt");
 out:
 	free(cv);
-	free(sec_end);
+	free(t.sec_end);
 	elf_end(elf);
 }
 
@@ -833,12 +961,32 @@ int sym_dso__cfa(struct sym_dso *d, uint64_t vaddr, int *reg, int64_t *offset)
 	return err;
 }
 
+static void free_debug_roots(struct sym_dsos *c)
+{
+	for (size_t i = 0; i < c->ndebug_roots; i++)
+		free(c->debug_roots[i]);
+	free(c->debug_roots);
+	c->debug_roots = NULL;
+	c->ndebug_roots = 0;
+}
+
+void sym_dsos__set_debug_roots(struct sym_dsos *c, const char *const *roots, size_t n)
+{
+	free_debug_roots(c);
+	if (!roots || !n)
+		return;
+	c->debug_roots = xcalloc(n, sizeof(*c->debug_roots));
+	for (size_t i = 0; i < n; i++)
+		c->debug_roots[i] = xstrdup(roots[i]);
+	c->ndebug_roots = n;
+}
+
 struct sym_dsos *sym_dsos__new(void)
 {
 	struct sym_dsos *c;
 
 	if (elf_version(EV_CURRENT) == EV_NONE) {
-		pr_err("dsos: libelf is older than this program: %s\n", elf_errmsg(-1));
+		pr_err("dsos: libelf is older than this program: %s", elf_errmsg(-1));
 		errno = ELIBBAD;
 		return NULL;
 	}
@@ -846,6 +994,7 @@ struct sym_dsos *sym_dsos__new(void)
 	c->nbuckets = 64;
 	c->by_file = xcalloc(c->nbuckets, sizeof(*c->by_file));
 	c->by_bid = xcalloc(c->nbuckets, sizeof(*c->by_bid));
+	c->dwarf_budget = UINT64_MAX;
 	return c;
 }
 
@@ -870,7 +1019,8 @@ void sym_dsos__free(struct sym_dsos *c)
 		}
 	}
 	if (live)
-		pr_warn("dsos: freed with %zu dsos still referenced\n", live);
+		pr_warn("dsos: freed with %zu dsos still referenced", live);
+	free_debug_roots(c);
 	free(c->by_file);
 	free(c->by_bid);
 	free(c);
@@ -945,7 +1095,7 @@ static struct sym_dso *dsos_get_fd(struct sym_dsos *c, int fd, const char *path)
 fail:
 	close(fd);
 	count_get_failure(c, err);
-	pr_debug("dso '%s': %s\n", path, strerror(-err));
+	pr_debug("dso '%s': %s", path, strerror(-err));
 	errno = -err;
 	return NULL;
 }
@@ -1032,7 +1182,7 @@ struct sym_dso *sym_dsos__get_mapped(struct sym_dsos *c, int pid, const struct s
 		err = pick_err(err, fd);
 	}
 	c->st.fail[SYM_FAIL_OPEN]++;
-	pr_debug("dso '%s' of pid %d: cannot open: %s\n", m->path, pid, strerror(-err));
+	pr_debug("dso '%s' of pid %d: cannot open: %s", m->path, pid, strerror(-err));
 	errno = -err;
 	return NULL;
 }

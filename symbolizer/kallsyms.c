@@ -454,7 +454,7 @@ struct sym_kallsyms *sym_kallsyms__load(const char *path, size_t *nbad)
 	qsort_r(ps.ents, ps.n, sizeof(*ps.ents), cmp_kent, ps.names.buf);
 	fold_prefixes(&ps);
 	k = build_table(&ps);
-	pr_debug("kallsyms '%s': %zu text symbols kept of %zu, %zu malformed lines\n", path, k->n,
+	pr_debug("kallsyms '%s': %zu text symbols kept of %zu, %zu malformed lines", path, k->n,
 		 ps.n, ps.nbad);
 out:
 	if (nbad)

@@ -198,7 +198,7 @@ int sym_procmaps__read(int pid, struct sym_map_entry **out, size_t *n)
 	err = sym_procmaps__parse(f, out, n, &nbad);
 	fclose(f);
 	if (!err && nbad)
-		pr_debug("procmaps '%s': %zu malformed lines skipped\n", path, nbad);
+		pr_debug("procmaps '%s': %zu malformed lines skipped", path, nbad);
 	return err;
 }
 

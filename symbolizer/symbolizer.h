@@ -116,6 +116,13 @@ struct sym_stats {
 	uint64_t bytes; /* approximate heap held by symbol tables */
 	uint64_t lookups, hits; /* resolve calls and successful ones */
 	uint64_t fail[SYM_FAIL__COUNT];
+	/* DWARF (sym_dso__frames) */
+	uint64_t dwarf_loaded; /* dsos with a libdw session open (own or separate debug file) */
+	uint64_t dwarf_lookups, dwarf_hits; /* frames calls, and those that gave frames */
+	uint64_t dwarf_cache_hits; /* ... answered from the per-dso cache of recent addresses */
+	uint64_t dwarf_errors; /* lookups that met broken DWARF (counted, then -ENOENT) */
+	uint64_t dwarf_bytes; /* estimated heap of the open libdw sessions */
+	uint64_t dwarf_over_budget; /* sessions not opened: they did not fit the budget */
 };
 
 /*
@@ -190,6 +197,51 @@ int sym_dso__resolve(struct sym_dso *d, uint64_t file_offset, struct sym_result 
 int sym_dso__cfa(struct sym_dso *d, uint64_t vaddr, int *reg, int64_t *offset);
 
 void sym_dsos__stats(const struct sym_dsos *c, struct sym_stats *out);
+
+/* ---- source lines (DWARF) ------------------------------------------------- */
+
+struct sym_frame {
+	const char *function; /* raw name: DW_AT_linkage_name if any, else DW_AT_name, else the
+				 ELF symbol; lives as long as the dso */
+	const char *file; /* source file as DWARF names it (comp dir joined), NULL if unknown */
+	int line; /* 0 when unknown */
+	int column; /* 0 when unknown */
+};
+
+/*
+ * The source-level frames at @file_offset: inlined calls innermost first,
+ * the physical (out-of-line) function last, which is pprof's order of Lines
+ * in a Location. DWARF comes from the file itself or from its separate
+ * debug file (see sym_dsos__set_debug_roots). At most @max frames are
+ * written; returns how many (>= 1), -ENOENT when no DWARF covers the
+ * address (fall back to sym_dso__resolve), -ENODATA when there is no DWARF
+ * for the file at all. Never crashes on broken DWARF: it is a failure.
+ */
+int sym_dso__frames(struct sym_dso *d, uint64_t file_offset, struct sym_frame *out, int max);
+
+/* True when DWARF line information was found for @d (loads it if needed). */
+bool sym_dso__has_lines(struct sym_dso *d);
+
+/*
+ * Where separate debug files are looked for, in order: for each root,
+ * ROOT/.build-id/xx/rest.debug, then the .gnu_debuglink name in the file's
+ * directory, its .debug/ subdirectory and ROOT/<file's directory>. NULL or
+ * an empty list restores the default, "/usr/lib/debug". Tests point it at a
+ * temporary directory. Applies to dsos whose DWARF is loaded afterwards.
+ */
+void sym_dsos__set_debug_roots(struct sym_dsos *c, const char *const *roots, size_t n);
+
+/*
+ * How much memory libdw sessions may take in all, in bytes (default:
+ * unlimited). A session's cost is estimated before it opens as three times
+ * the uncompressed size of the file's .debug_* sections (libdw 0.188
+ * decompresses them all at open and builds abbrev, CU and line tables on
+ * top: libc's 10 MB of sections cost 29 MB of RSS). A file whose session
+ * does not fit keeps its symbol-table names (sym_dso__frames() gives
+ * -ENOBUFS) and is counted in dwarf_over_budget; the bytes come back when
+ * the dso is freed. 0 turns DWARF off.
+ */
+void sym_dsos__set_dwarf_budget(struct sym_dsos *c, uint64_t bytes);
 
 /* ---- demangling ---------------------------------------------------------- */
 
