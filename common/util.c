@@ -74,6 +74,7 @@ void xgrow(void **arr, size_t *cap, size_t need, size_t elem)
 void strbuf_grow(struct strbuf *sb, size_t extra)
 {
 	xgrow((void **)&sb->buf, &sb->cap, sb->len + extra + 1, 1);
+	sb->buf[sb->len] = '\0'; /* a new buffer is a valid empty string too */
 }
 
 void strbuf_add(struct strbuf *sb, const void *data, size_t len)

@@ -19,6 +19,10 @@
 #define DEFAULT_DRAIN_MS 5000
 /* Frames one sample can turn into: kernel + user + markers. */
 #define MAX_FRAMES (2 * PROF_MAX_STACK_DEPTH + 4)
+/* Lines one sample's locations can hold in all (inlined frames included). */
+#define MAX_XLINES (4 * MAX_FRAMES)
+/* Inlined frames kept per location; deeper chains keep the innermost ones. */
+#define MAX_INLINE 16
 /* Room for a synthesized "module+0xoffset" name. */
 #define SYNTH_LEN 96
 
@@ -70,6 +74,10 @@ struct prof_collector {
 	struct prof_profile *batch;
 	struct prof_loc_in locs[MAX_FRAMES];
 	struct prof_line_in lines[MAX_FRAMES];
+	/* Inline chains (several lines per location), reset for every sample. */
+	struct prof_line_in xlines[MAX_XLINES];
+	uint32_t nxlines;
+	struct sym_frame sfr[MAX_INLINE];
 	struct prof_mapping_in maps[MAX_FRAMES];
 	char synth[MAX_FRAMES][SYNTH_LEN];
 };
@@ -190,6 +198,53 @@ static uint64_t skipped_caller(struct prof_collector *c, struct prof_aspace *as,
 	return ra;
 }
 
+/*
+ * Location @n from DWARF: the inline chain at @look, innermost first, each
+ * with file and line. False when the file has no DWARF for it (the caller
+ * falls back to the symbol table) or the sample's line pool is full.
+ */
+static bool add_source_lines(struct prof_collector *c, uint32_t n, const struct prof_vma *v,
+			     uint64_t look, uint64_t addr)
+{
+	struct prof_mapping_in *m = &c->maps[n];
+	struct prof_line_in *ln = &c->xlines[c->nxlines];
+	int nf = sym_dso__frames(v->dso, look - v->start + v->pgoff, c->sfr, MAX_INLINE);
+	bool files = true, lines = true;
+
+	if (nf <= 0 || c->nxlines + nf > MAX_XLINES)
+		return false;
+	for (int j = 0; j < nf; j++) {
+		const char *raw = c->sfr[j].function;
+
+		if (!raw) {
+			struct sym_result r;
+
+			/* No DWARF name (rare): the symbol table's, for the physical frame. */
+			raw = j == nf - 1 && sym_dso__resolve(v->dso, look - v->start + v->pgoff,
+							      &r, NULL) == 0
+				      ? r.name
+				      : "[unknown]";
+		}
+		ln[j] = (struct prof_line_in){
+			.name = sym_demangle(c->demangler, raw),
+			.system_name = raw,
+			.file = c->sfr[j].file,
+			.line = c->sfr[j].line,
+		};
+		files = files && c->sfr[j].file;
+		lines = lines && c->sfr[j].line > 0;
+	}
+	c->nxlines += nf;
+	m->has_functions = true;
+	m->has_filenames = files;
+	m->has_line_numbers = lines;
+	m->has_inline_frames = true;
+	c->locs[n] = (struct prof_loc_in){
+		.address = addr, .mapping = m, .lines = ln, .nlines = (uint32_t)nf};
+	c->ts.frames_dwarf++;
+	return true;
+}
+
 static uint32_t add_user_frames(struct prof_collector *c, uint32_t n,
 				const struct prof_raw_sample *rs)
 {
@@ -228,6 +283,8 @@ static uint32_t add_user_frames(struct prof_collector *c, uint32_t n,
 			.file = v->kind == PROF_VMA_ANON ? "[anon]" : v->path,
 			.build_id = v->dso ? sym_dso__build_id(v->dso) : NULL,
 		};
+		if (v->dso && add_source_lines(c, n, v, look, addr))
+			continue;
 		if (v->dso) {
 			struct sym_result r;
 
@@ -270,11 +327,13 @@ static void on_sample(void *ctx, const struct prof_raw_sample *rs)
 	memcpy(thread, k->thread, PROF_COMM_LEN);
 	thread[PROF_COMM_LEN] = '\0';
 
+	c->nxlines = 0;
 	/* Leaf first: kernel frames, then user frames, then markers at the root. */
 	n = add_kernel_frames(c, n, rs);
 	if (rs->kstack_lost) {
-		n = add_marker(c, n,
-			       lost_name(c, n, "kernel", k->kern_err, k->kern_stack && !rs->nkstack));
+		n = add_marker(
+			c, n,
+			lost_name(c, n, "kernel", k->kern_err, k->kern_stack && !rs->nkstack));
 		c->ts.kstacks_lost += rs->count;
 	}
 	if (rs->nustack)
@@ -551,6 +610,7 @@ struct prof_collector *prof_collector__start(const struct prof_collector_opts *o
 			strerror(errno));
 	c->kernel_build_id = kernel_build_id();
 	c->dsos = sym_dsos__new();
+	sym_dsos__set_dwarf_budget(c->dsos, c->opts.dwarf_budget);
 	c->demangler = sym_demangler__new(0);
 	c->procs = prof_procs__new(c->dsos);
 

@@ -31,6 +31,7 @@ struct prof_collector_opts {
 	const char *kallsyms; /* NULL = "/proc/kallsyms" */
 	uint32_t max_stacks; /* entries per stacks map, 0 = default */
 	uint32_t max_counts; /* entries per counts map, 0 = default */
+	uint64_t dwarf_budget; /* bytes libdw sessions may take (sym_dsos__set_dwarf_budget) */
 };
 
 struct prof_collector_stats {
@@ -42,6 +43,7 @@ struct prof_collector_stats {
 	uint64_t leaf_fixups; /* samples whose skipped caller was restored (see skipped_caller) */
 	uint64_t frames; /* frames symbolized */
 	uint64_t frames_unknown; /* ... that got no symbol ([unknown] or module+0xoff) */
+	uint64_t frames_dwarf; /* ... that got DWARF source lines (and inline frames) */
 	uint64_t drains;
 	uint64_t drain_errors;
 	uint64_t windows; /* windows completed */

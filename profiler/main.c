@@ -26,6 +26,7 @@
 #include "collector.h"
 #include "encode.h"
 #include "sampler.h"
+#include "symbolize.h"
 
 #define BPFPROF_VERSION "0.1.0"
 #define MAX_FREQ 10000
@@ -41,6 +42,7 @@ static const char usage_main[] =
 	"Commands:\n"
 	"  record    profile for a while and write one file (pprof, folded or SVG)\n"
 	"  agent     run continuously and serve profiles over HTTP\n"
+	"  symbolize addresses to function, file:line and inline frames (addr2line-like)\n"
 	"  help      show this help, or `bpfprof help COMMAND`\n"
 	"  version   print the version\n"
 	"\n"
@@ -67,6 +69,10 @@ static const char usage_record[] =
 	"                        then --format is needed)\n"
 	"      --format FMT      pprof, folded or svg, overriding the file name\n"
 	"      --no-kernel       do not capture kernel stacks\n"
+	"  -l, --lines           add the source position to frame names in folded and\n"
+	"                        SVG output: \"name (file.c:12)\" (pprof always has it)\n"
+	"      --dwarf-memory MB memory for DWARF (file:line, inlined frames), default\n"
+	"                        1024; files that do not fit keep symbol names; 0 = off\n"
 	"      --max-stacks N    distinct stacks kept between drains (default: CPUs x\n"
 	"                        HZ x 5 s / 2, from 4096 to 65536)\n"
 	"      --max-counts N    distinct (thread, stack) pairs between drains (default as\n"
@@ -96,6 +102,9 @@ static const char usage_agent[] =
 	"                                \":7071\" listens on every address)\n"
 	"  -F, --freq HZ                 samples per second per CPU (default 99)\n"
 	"      --no-kernel               do not capture kernel stacks\n"
+	"      --dwarf-memory MB         memory for DWARF (file:line, inlined frames),\n"
+	"                                default 16 (libc's debug info needs about 30);\n"
+	"                                files that do not fit keep symbol names; 0 = off\n"
 	"      --max-stacks N            distinct stacks kept between drains (default: CPUs\n"
 	"                                x HZ x 5 s / 2, from 4096 to 65536)\n"
 	"      --max-counts N            distinct (thread, stack) pairs between drains\n"
@@ -116,6 +125,17 @@ static int parse_uint(const char *s, unsigned long min, unsigned long max, unsig
 	if (errno || *end || v < min || v > max)
 		return -EINVAL;
 	*out = v;
+	return 0;
+}
+
+/* --dwarf-memory MB */
+static int parse_dwarf_memory(const char *s, uint64_t *bytes)
+{
+	unsigned long v;
+
+	if (parse_uint(s, 0, 1UL << 20, &v))
+		return -EINVAL;
+	*bytes = (uint64_t)v << 20;
 	return 0;
 }
 
@@ -255,12 +275,14 @@ static int cmd_record(int argc, char **argv)
 		{"no-kernel", no_argument, NULL, 'K'},
 		{"max-stacks", required_argument, NULL, 'S'},
 		{"max-counts", required_argument, NULL, 'C'},
+		{"lines", no_argument, NULL, 'l'},
+		{"dwarf-memory", required_argument, NULL, 'M'},
 		{"quiet", no_argument, NULL, 'q'},
 		{"verbose", no_argument, NULL, 'v'},
 		{"help", no_argument, NULL, 'h'},
 		{},
 	};
-	struct prof_collector_opts co = {.freq = 99};
+	struct prof_collector_opts co = {.freq = 99, .dwarf_budget = 1024ULL << 20};
 	const char *output = DEFAULT_OUTPUT, *format = NULL;
 	unsigned long duration = 10, v;
 	struct prof_collector_stats st;
@@ -268,12 +290,12 @@ static int cmd_record(int argc, char **argv)
 	struct strbuf out = STRBUF_INIT;
 	struct prof_collector *c;
 	struct prof_window *w;
-	bool quiet = false, tty = isatty(STDERR_FILENO), pid_gone = false;
+	bool quiet = false, tty = isatty(STDERR_FILENO), pid_gone = false, with_lines = false;
 	uint64_t drops;
 	sigset_t sigs;
 	int opt, fmt, err, ret = 1;
 
-	while ((opt = getopt_long(argc, argv, "F:d:p:o:qvh", opts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "F:d:p:o:lqvh", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'F':
 			if (parse_uint(optarg, 1, MAX_FREQ, &v))
@@ -304,6 +326,13 @@ static int cmd_record(int argc, char **argv)
 		case 'C':
 			if (parse_map_size(optarg, opt == 'S' ? &co.max_stacks : &co.max_counts))
 				return bad_option("record", "map size (16..1048576)", optarg);
+			break;
+		case 'l':
+			with_lines = true;
+			break;
+		case 'M':
+			if (parse_dwarf_memory(optarg, &co.dwarf_budget))
+				return bad_option("record", "--dwarf-memory in MB", optarg);
 			break;
 		case 'q':
 			quiet = true;
@@ -402,6 +431,13 @@ static int cmd_record(int argc, char **argv)
 		fputs("\r\033[K", stderr);
 	prof_collector__stats(c, &st);
 
+	if (with_lines && fmt != PROF_FMT_PPROF) {
+		/* pprof has file:line in its Lines already; the text formats need it in names. */
+		struct prof_profile *named = prof_profile__with_line_names(prof);
+
+		prof_profile__free(prof);
+		prof = named;
+	}
 	err = prof_encode(prof, fmt, &out);
 	if (err) {
 		pr_err("encoding the profile: %s", strerror(-err));
@@ -470,11 +506,12 @@ static int cmd_agent(int argc, char **argv)
 		{"no-kernel", no_argument, NULL, 'K'},
 		{"max-stacks", required_argument, NULL, 'S'},
 		{"max-counts", required_argument, NULL, 'C'},
+		{"dwarf-memory", required_argument, NULL, 'M'},
 		{"verbose", no_argument, NULL, 'v'},
 		{"help", no_argument, NULL, 'h'},
 		{},
 	};
-	struct prof_collector_opts co = {.freq = 99};
+	struct prof_collector_opts co = {.freq = 99, .dwarf_budget = 16ULL << 20};
 	const char *address = "127.0.0.1:7071";
 	struct sockaddr_storage ss;
 	unsigned int sslen;
@@ -503,6 +540,10 @@ static int cmd_agent(int argc, char **argv)
 		case 'C':
 			if (parse_map_size(optarg, opt == 'S' ? &co.max_stacks : &co.max_counts))
 				return bad_option("agent", "map size (16..1048576)", optarg);
+			break;
+		case 'M':
+			if (parse_dwarf_memory(optarg, &co.dwarf_budget))
+				return bad_option("agent", "--dwarf-memory in MB", optarg);
 			break;
 		case 'v':
 			log_level++;
@@ -573,7 +614,11 @@ int main(int argc, char **argv)
 			fputs(usage_record, stdout);
 		else if (argc > 2 && !strcmp(argv[2], "agent"))
 			fputs(usage_agent, stdout);
-		else
+		else if (argc > 2 && !strcmp(argv[2], "symbolize")) {
+			char *hargv[] = {"symbolize", "--help", NULL};
+
+			return cmd_symbolize(2, hargv);
+		} else
 			fputs(usage_main, stdout);
 		return 0;
 	}
@@ -585,6 +630,8 @@ int main(int argc, char **argv)
 		return cmd_record(argc - 1, argv + 1);
 	if (!strcmp(cmd, "agent"))
 		return cmd_agent(argc - 1, argv + 1);
+	if (!strcmp(cmd, "symbolize"))
+		return cmd_symbolize(argc - 1, argv + 1);
 	fprintf(stderr, "bpfprof: unknown command '%s'\n\n%s", cmd, usage_main);
 	return 2;
 }

@@ -9,8 +9,16 @@
 
 #include "../common/util.h"
 
+/* A vma array replaced by a re-read, freed at the next gc (see read_maps). */
+struct retired_vmas {
+	struct prof_vma *vmas;
+	uint32_t n;
+	struct retired_vmas *next;
+};
+
 struct prof_procs {
 	struct sym_dsos *dsos;
+	struct retired_vmas *retired;
 	struct prof_aspace **buckets;
 	size_t nbuckets;
 	size_t count;
@@ -48,10 +56,22 @@ static void aspace_free(struct prof_aspace *as)
 	free(as);
 }
 
+static void free_retired(struct prof_procs *t)
+{
+	while (t->retired) {
+		struct retired_vmas *r = t->retired;
+
+		t->retired = r->next;
+		free_vmas(r->vmas, r->n);
+		free(r);
+	}
+}
+
 void prof_procs__free(struct prof_procs *t)
 {
 	if (!t)
 		return;
+	free_retired(t);
 	for (size_t b = 0; b < t->nbuckets; b++) {
 		struct prof_aspace *as = t->buckets[b], *next;
 
@@ -145,7 +165,17 @@ static int read_maps(struct prof_procs *t, struct prof_aspace *as)
 	}
 	sym_procmaps__free(m, n);
 	qsort(v, nv, sizeof(*v), cmp_vma);
-	free_vmas(as->vmas, as->nvmas);
+	/*
+	 * A re-read can happen in the middle of symbolizing a sample, whose
+	 * earlier frames still point at the old paths and symbol names: the
+	 * old array lives until the drain is over.
+	 */
+	if (as->vmas) {
+		struct retired_vmas *r = xmalloc(sizeof(*r));
+
+		*r = (struct retired_vmas){as->vmas, as->nvmas, t->retired};
+		t->retired = r;
+	}
 	as->vmas = v;
 	as->nvmas = nv;
 	as->read_err = 0;
@@ -267,6 +297,7 @@ const struct prof_vma *prof_procs__find_vma(struct prof_procs *t, struct prof_as
 
 void prof_procs__gc(struct prof_procs *t, uint64_t flip_ns)
 {
+	free_retired(t);
 	/*
 	 * An exit event can be lost (ring buffer full, pids map entry evicted):
 	 * now and then, check that the processes we hold still exist, so the

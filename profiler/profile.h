@@ -154,6 +154,14 @@ void prof_profile__add_sample(struct prof_profile *p, const struct prof_sample_i
  */
 void prof_profile__merge(struct prof_profile *dst, const struct prof_profile *src);
 
+/*
+ * A copy of @p whose function names carry their source position, as
+ * "name (file.c:12)" (base name of the file; names without a line stay as
+ * they are), for folded stacks and flame graphs with lines. The caller
+ * frees it. O(size of p).
+ */
+struct prof_profile *prof_profile__with_line_names(const struct prof_profile *p);
+
 /* String by index; "" for out-of-range indexes. */
 static inline const char *prof_str(const struct prof_profile *p, uint32_t i)
 {

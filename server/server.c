@@ -408,6 +408,7 @@ static void handle_profile(struct srv *s, const struct route *rt, struct request
 	struct seconds_arg arg = {0};
 	struct prof_profile *p = NULL;
 	unsigned int seconds = rt->default_seconds;
+	bool with_lines;
 	int err;
 
 	MHD_get_connection_values(rq->conn, MHD_GET_ARGUMENT_KIND, find_seconds, &arg);
@@ -416,6 +417,17 @@ static void handle_profile(struct srv *s, const struct route *rt, struct request
 			   "bad seconds: must be an integer from %d to %d\n", SRV_MIN_SECONDS,
 			   SRV_MAX_SECONDS);
 		return;
+	}
+	{
+		/* ?lines=1: source positions in frame names (folded and SVG only). */
+		const char *v =
+			MHD_lookup_connection_value(rq->conn, MHD_GET_ARGUMENT_KIND, "lines");
+
+		if (v && strcmp(v, "0") && strcmp(v, "1")) {
+			reply_text(rp, MHD_HTTP_BAD_REQUEST, "bad lines: must be 0 or 1\n");
+			return;
+		}
+		with_lines = v && !strcmp(v, "1") && rt->format != PROF_FMT_PPROF;
 	}
 
 	switch (rt->format) {
@@ -452,6 +464,12 @@ static void handle_profile(struct srv *s, const struct route *rt, struct request
 		goto out;
 	}
 
+	if (with_lines) {
+		struct prof_profile *named = prof_profile__with_line_names(p);
+
+		prof_profile__free(p);
+		p = named;
+	}
 	switch (rt->format) {
 	case PROF_FMT_PPROF:
 		err = pprof_encode(p, &rp->body);

@@ -11,6 +11,7 @@
  *   GET /flamegraph.svg?seconds=N       SVG flame graph of the next N seconds
  *                                       (default 10: a person is waiting for it)
  *   GET /folded?seconds=N               folded stacks of the next N seconds (default 10)
+ *   /flamegraph.svg and /folded also take lines=1: frames named "name (file.c:12)"
  *   GET /healthz                        "ok\n" and the source's status text
  *   GET /                               HTML page linking the above
  * A bad parameter gets 400 with a one-line reason, an unknown path 404,

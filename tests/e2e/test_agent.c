@@ -143,6 +143,16 @@ Test(agent, concurrent_scrapes_are_valid_pprof, .init = start_agent, .fini = sto
 			strbuf_release(&st);
 		}
 		cr_expect(leaf, "scrape %d lacks the fixture's chain", i);
+		/* Every mapping is named by a path or a [pseudo] name, in printable text. */
+		for (size_t k = 0; k < pb->n_mapping; k++) {
+			const char *f = pprof_str(pb, pb->mapping[k]->filename);
+			bool printable = f && *f;
+
+			for (const char *c = f; printable && *c; c++)
+				printable = *c >= 0x20 && *c < 0x7f;
+			cr_expect(printable && (f[0] == '/' || f[0] == '['),
+				  "scrape %d: mapping %zu has a bad file name", i, k + 1);
+		}
 		pprof_free(pb);
 		if (i == 0) {
 			/* go tool pprof reads a scrape of the running agent. */

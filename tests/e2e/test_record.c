@@ -519,3 +519,110 @@ Test(record, full_map_is_counted_not_fatal, .timeout = 60)
 	strbuf_release(&err);
 	unlink(out);
 }
+
+/*
+ * Inlined frames come out in every output: pprof Locations with several
+ * Lines (innermost first, each with file and line), folded stacks with
+ * the inlined functions as frames, and "name (file.c:N)" with --lines.
+ * The fixture's hot functions are made of always-inline helpers
+ * (tests/fixtures/inlines.c: hot_scale -> scale_row -> scale_add, hot_mix
+ * -> mix_round -> mix_step).
+ */
+Test(record, inlined_frames_with_lines, .timeout = 60)
+{
+	char bin[256], fix[256], dir[] = "/tmp/bpfprof-inl-XXXXXX", pb_path[300], fo_path[300],
+				 fl_path[300], pidbuf[16];
+	struct strbuf fo = STRBUF_INIT, fl = STRBUF_INIT;
+	Perftools__Profiles__Profile *pb;
+	bool chain = false, mapping_flags = false;
+	pid_t pid, r[3];
+	int st;
+
+	test_require_bpf();
+	test_build_path("bpfprof", bin, sizeof(bin));
+	test_build_path("fixtures/inlines", fix, sizeof(fix));
+	cr_assert_not_null(mkdtemp(dir));
+	snprintf(pb_path, sizeof(pb_path), "%s/x.pb.gz", dir);
+	snprintf(fo_path, sizeof(fo_path), "%s/x.folded", dir);
+	snprintf(fl_path, sizeof(fl_path), "%s/lines.folded", dir);
+	{
+		char *argv[] = {fix, "6", NULL};
+
+		pid = test_spawn(argv, "/dev/null", NULL);
+		cr_assert_gt(pid, 0);
+	}
+	usleep(300 * 1000);
+	snprintf(pidbuf, sizeof(pidbuf), "%d", pid);
+	{
+		char *a0[] = {bin, "record", "-q",   "-F", "499",   "-d",
+			      "3", "-p",     pidbuf, "-o", pb_path, NULL};
+		char *a1[] = {bin, "record", "-q",   "-F", "499",   "-d",
+			      "3", "-p",     pidbuf, "-o", fo_path, NULL};
+		char *a2[] = {bin,  "record", "-q",	 "-F", "499",	"-d", "3",
+			      "-p", pidbuf,   "--lines", "-o", fl_path, NULL};
+
+		r[0] = test_spawn(a0, NULL, NULL);
+		r[1] = test_spawn(a1, NULL, NULL);
+		r[2] = test_spawn(a2, NULL, NULL);
+	}
+	for (int i = 0; i < 3; i++) {
+		cr_assert_eq(test_wait(r[i], &st, 30000), 0);
+		cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "record %d failed", i);
+	}
+	test_wait(pid, &st, 20000);
+
+	pb = pprof_read_file(pb_path);
+	cr_assert_not_null(pb);
+	for (size_t i = 0; i < pb->n_location && !chain; i++) {
+		const Perftools__Profiles__Location *l = pb->location[i];
+		const Perftools__Profiles__Function *f0, *f1, *f2;
+
+		if (l->n_line < 3)
+			continue;
+		f0 = pprof_function(pb, l->line[0]->function_id);
+		f1 = pprof_function(pb, l->line[1]->function_id);
+		f2 = pprof_function(pb, l->line[2]->function_id);
+		if (f0 && f1 && f2 && !strcmp(pprof_str(pb, f0->name), "scale_add") &&
+		    !strcmp(pprof_str(pb, f1->name), "scale_row") &&
+		    !strcmp(pprof_str(pb, f2->name), "hot_scale")) {
+			chain = true;
+			for (int k = 0; k < 3; k++) {
+				const Perftools__Profiles__Function *f =
+					pprof_function(pb, l->line[k]->function_id);
+				const char *file = pprof_str(pb, f->filename);
+
+				cr_expect(strlen(file) > 9 &&
+						  !strcmp(file + strlen(file) - 9, "inlines.c"),
+					  "line %d file %s", k, file);
+				cr_expect_gt(l->line[k]->line, 0, "line %d has no line number", k);
+			}
+			{
+				const Perftools__Profiles__Mapping *m =
+					pprof_mapping(pb, l->mapping_id);
+
+				mapping_flags = m && m->has_functions && m->has_filenames &&
+						m->has_line_numbers && m->has_inline_frames;
+			}
+		}
+	}
+	cr_expect(chain, "no location with the inline chain scale_add <- scale_row <- hot_scale");
+	cr_expect(mapping_flags, "the fixture's mapping lacks has_filenames/lines/inline_frames");
+	pprof_free(pb);
+
+	cr_assert_eq(read_file(fo_path, &fo, 0), 0);
+	cr_expect(strstr(fo.buf, ";main;hot_scale;scale_row;scale_add"), "folded: %s", fo.buf);
+	cr_expect(strstr(fo.buf, ";main;hot_mix;mix_round;mix_step"), "folded: %s", fo.buf);
+	cr_assert_eq(read_file(fl_path, &fl, 0), 0);
+	cr_expect(strstr(fl.buf, "hot_scale (inlines.c:") &&
+			  strstr(fl.buf, "scale_add (inlines.c:"),
+		  "--lines folded: %s", fl.buf);
+	strbuf_release(&fo);
+	strbuf_release(&fl);
+	{
+		char cmd[400];
+
+		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+		if (system(cmd))
+			cr_log_warn("could not remove %s", dir);
+	}
+}
