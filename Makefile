@@ -3,7 +3,8 @@
 #   make            build build/bpfprof
 #   sudo make run   install missing packages, build, start the agent on 127.0.0.1:7071
 #   sudo make test  install missing packages, build, run unit and end-to-end tests
-#   make bench      compare bpfprof with perf side by side (needs root)
+#   make bench      bpfprof against perf (overhead) and against llvm-symbolizer,
+#                   addr2line and eu-addr2line (symbolization), side by side (root)
 #   make install    install to $(PREFIX)/bin
 #   make sanitize   unit tests under ASan/UBSan
 #   make format / make lint
@@ -197,6 +198,7 @@ run: deps
 bench: deps
 	@$(MAKE) --no-print-directory $(BUILD)/bpfprof fixtures
 	@BPFPROF_BUILD=$(BUILD) bench/run.sh
+	@BPFPROF_BUILD=$(BUILD) bench/symbolize.sh
 
 install: $(BUILD)/bpfprof
 	install -D -m 0755 $(BUILD)/bpfprof $(DESTDIR)$(PREFIX)/bin/bpfprof

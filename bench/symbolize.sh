@@ -39,13 +39,19 @@ symsrc() {
 	echo "/usr/lib/debug/.build-id/${id:0:2}/${id:2}.debug"
 }
 
-# N addresses inside the sized functions of $1, deterministic.
+# N addresses inside the sized functions of $1, deterministic (seeded $RANDOM;
+# bash arithmetic because Debian's awk, mawk, has no hex conversion).
 gen_addrs() {
-	nm -S --defined-only "$(symsrc "$1")" 2>/dev/null |
-		awk '$3 ~ /^[tTwW]$/ && strtonum("0x" $2) > 0 {print $1, $2}' |
-		awk -v n="$2" 'BEGIN {srand(42)} {a[NR] = strtonum("0x" $1); s[NR] = strtonum("0x" $2)}
-			END {for (i = 0; i < n; i++) {k = int(rand() * NR) + 1;
-				printf "0x%x\n", a[k] + int(rand() * s[k])}}'
+	local -a start size
+	local n=$2 k i a s
+	while read -r a s; do start+=("$a"); size+=("$s"); done < <(
+		nm -S --defined-only "$(symsrc "$1")" 2>/dev/null |
+			awk '$3 ~ /^[tTwW]$/ && $2 !~ /^0+$/ {print $1, $2}')
+	RANDOM=42
+	for ((i = 0; i < n; i++)); do
+		k=$(( (RANDOM * 32768 + RANDOM) % ${#start[@]} ))
+		printf '0x%x\n' $(( 16#${start[k]} + (RANDOM * 32768 + RANDOM) % 16#${size[k]} ))
+	done
 }
 
 drop_caches() { sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true; }
@@ -87,8 +93,8 @@ for n in $BATCHES; do
 		w=$(awk '{s += $1} END {print s}' "$OUT/$tool.warm")
 		m=$(awk '{if ($2 > m) m = $2} END {print m}' "$OUT/$tool.cold" "$OUT/$tool.warm")
 		printf "| %-15s | %11.0f | %11.0f | %6.1f MB |\n" "$tool" \
-			"$(awk -v n=$total -v t="$c" 'BEGIN {print t > 0 ? n / t : 0}')" \
-			"$(awk -v n=$total -v t="$w" 'BEGIN {print t > 0 ? n / t : 0}')" \
+			"$(awk -v n=$total -v t="$c" 'BEGIN {print (t > 0 ? n / t : 0)}')" \
+			"$(awk -v n=$total -v t="$w" 'BEGIN {print (t > 0 ? n / t : 0)}')" \
 			"$(awk -v m="$m" 'BEGIN {print m / 1024}')"
 		echo "$c $w" >"$OUT/$tool.sum.$n"
 	done
