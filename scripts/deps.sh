@@ -8,7 +8,7 @@ PKGS=(
 	libbpf-dev libelf-dev libdw-dev zlib1g-dev libzstd-dev
 	libmicrohttpd-dev libprotobuf-c-dev protobuf-c-compiler
 	libcriterion-dev libunwind-dev libiberty-dev elfutils binutils
-	golang-go linux-perf procps time curl nodejs libxml2-utils llvm
+	golang-go linux-perf procps time curl nodejs libxml2-utils
 )
 
 missing=()
