@@ -7,6 +7,7 @@
 #                   addr2line and eu-addr2line (symbolization), side by side (root)
 #   make install    install to $(PREFIX)/bin
 #   make sanitize   unit tests under ASan/UBSan
+#   make fuzz       libFuzzer on the symbolizer's file parsers (FUZZ_SECONDS=60)
 #   make format / make lint
 #
 # All output goes to $(BUILD) (default build/); several builds may coexist
@@ -113,7 +114,7 @@ FIX := $(BUILD)/fixtures
 FIX_FP := -O2 -g -fno-omit-frame-pointer -mno-omit-leaf-frame-pointer -fno-inline \
 	-fno-optimize-sibling-calls -fno-pie -no-pie
 FIXTURES := $(FIX)/fpchains $(FIX)/elfsyms $(FIX)/elfsyms-stripped $(FIX)/burn \
-	$(FIX)/inlines $(FIX)/inlines-dwarf4
+	$(FIX)/inlines $(FIX)/inlines-dwarf4 $(FIX)/jitmap
 
 fixtures: $(FIXTURES)
 
@@ -149,6 +150,12 @@ $(FIX)/inlines-dwarf4: tests/fixtures/inlines.c
 	@echo "  FIXTURE $@"
 	@$(CC) -O2 -gdwarf-4 -fno-omit-frame-pointer -Wl,--build-id=sha1 -o $@ $<
 
+# Runs hand-assembled code from an anonymous page and names it in /tmp/perf-PID.map.
+$(FIX)/jitmap: tests/fixtures/jitmap.c
+	@mkdir -p $(@D)
+	@echo "  FIXTURE $@"
+	@$(CC) $(FIX_FP) -o $@ $<
+
 # ---- tests -----------------------------------------------------------------
 
 $(BUILD)/tests/unit_tests: $(patsubst %.c,$(BUILD)/obj/%.o,$(UNIT_SRCS)) $(TEST_COMMON_OBJS) $(BUILD)/libbpfprof.a
@@ -172,6 +179,7 @@ e2e: $(BUILD)/bpfprof $(BUILD)/tests/e2e_tests $(FIXTURES)
 test: deps
 	@$(MAKE) --no-print-directory $(BUILD)/bpfprof $(BUILD)/tests/unit_tests \
 		$(BUILD)/tests/e2e_tests fixtures
+	@$(MAKE) --no-print-directory fuzz-regress
 	@BPFPROF_BUILD=$(BUILD) tests/run.sh all $(BUILD)/tests/unit_tests $(BUILD)/tests/e2e_tests
 
 # LeakSanitizer reports at exit of criterion's worker processes without
@@ -184,6 +192,41 @@ sanitize:
 	@BPFPROF_BUILD=build-asan tests/run.sh sanitize build-asan/tests/unit_tests 2>&1 | \
 		tee build-asan/sanitize.log
 	@! grep -E "Sanitizer|runtime error" build-asan/sanitize.log
+
+# ---- fuzzing (libFuzzer, clang) ---------------------------------------------
+# make fuzz [FUZZ_SECONDS=600]: the ELF/DWARF/perf-map/maps/kallsyms entry
+# points, seeded with the fixtures, /bin/true and libc. Crashes go to
+# build-fuzz/crashes/; fixed ones are kept in tests/fuzz/regressions/ and
+# replayed by make fuzz-regress.
+
+FUZZ_BUILD ?= build-fuzz
+FUZZ_SECONDS ?= 60
+FUZZ_SRCS := $(wildcard symbolizer/*.c) common/util.c
+FUZZ_CFLAGS := -g -O1 -fno-omit-frame-pointer $(WARN) -std=gnu11 -D_GNU_SOURCE -I. $(PKG_CFLAGS) \
+	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
+FUZZ_REGRESSIONS := $(wildcard tests/fuzz/regressions/*)
+.PHONY: fuzz fuzz-regress
+
+$(FUZZ_BUILD)/fuzz_elf: tests/fuzz/fuzz_elf.c $(FUZZ_SRCS) $(wildcard symbolizer/*.h) common/util.h
+	@mkdir -p $(@D)
+	@echo "  FUZZ    $@"
+	@$(CLANG) $(FUZZ_CFLAGS) -o $@ tests/fuzz/fuzz_elf.c $(FUZZ_SRCS) $(PKG_LIBS) -liberty -lm
+
+fuzz: $(FUZZ_BUILD)/fuzz_elf $(FIXTURES)
+	@mkdir -p $(FUZZ_BUILD)/corpus $(FUZZ_BUILD)/crashes
+	@cp $(FIXTURES) /bin/true $(FUZZ_BUILD)/corpus/
+	@cp -L $$($(CC) -print-file-name=libc.so.6) $(FUZZ_BUILD)/corpus/libc.so.6
+	@head -c 8192 /proc/self/maps > $(FUZZ_BUILD)/corpus/maps.txt
+	@head -n 200 /proc/kallsyms > $(FUZZ_BUILD)/corpus/kallsyms.txt
+	@printf '7f0000001000 40 LazyCompile:~main /app/a.js:1\n0x7f0000001020 0x10 Stub\n' \
+		> $(FUZZ_BUILD)/corpus/perf.map
+	@UBSAN_OPTIONS=print_stacktrace=1 $(FUZZ_BUILD)/fuzz_elf -max_total_time=$(FUZZ_SECONDS) \
+		-fork=1 -ignore_crashes=0 -timeout=10 -rss_limit_mb=4096 -print_final_stats=1 \
+		-artifact_prefix=$(FUZZ_BUILD)/crashes/ \
+		$(FUZZ_BUILD)/corpus $(if $(FUZZ_REGRESSIONS),tests/fuzz/regressions)
+
+fuzz-regress: $(FUZZ_BUILD)/fuzz_elf
+	@$(if $(FUZZ_REGRESSIONS),$(FUZZ_BUILD)/fuzz_elf $(FUZZ_REGRESSIONS),echo "no fuzz regressions")
 
 # ---- run, bench, install ---------------------------------------------------
 
@@ -207,7 +250,7 @@ uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/bin/bpfprof
 
 clean:
-	rm -rf $(BUILD) build-asan
+	rm -rf $(BUILD) build-asan $(FUZZ_BUILD)
 
 FORMAT_SRCS = $(shell git ls-files '*.c' '*.h' | grep -v '^bpf/vmlinux')
 format:

@@ -48,6 +48,7 @@ struct prof_collector {
 	uint64_t ksyms_loaded_ns; /* when ksyms was read */
 	bool ksyms_missed; /* a kernel address had no symbol in this drain */
 	struct sym_demangler *demangler;
+	struct sym_vdso *vdso; /* this kernel's vDSO symbols, NULL when unreadable */
 	char *kernel_build_id;
 	struct prof_collector_opts opts;
 	int64_t period_ns;
@@ -245,6 +246,33 @@ static bool add_source_lines(struct prof_collector *c, uint32_t n, const struct 
 	return true;
 }
 
+/*
+ * Loads or refreshes the JIT perf map of @as, at most once per drain, and
+ * before any frame of a sample is resolved: a refresh invalidates the names
+ * earlier lookups returned.
+ */
+static void sync_perfmap(struct prof_collector *c, struct prof_aspace *as,
+			 const struct prof_raw_sample *rs)
+{
+	uint64_t drain = c->ts.drains + 1;
+	bool anon = false;
+
+	if (as->perfmap_drain == drain || as->dead_ns)
+		return;
+	for (uint32_t i = 0; i < rs->nustack && !anon; i++) {
+		const struct prof_vma *v = prof_procs__find_vma(c->procs, as, rs->ustack[i]);
+
+		anon = v && v->kind == PROF_VMA_ANON;
+	}
+	if (!anon)
+		return;
+	as->perfmap_drain = drain;
+	if (!as->perfmap)
+		as->perfmap = sym_perfmap__load_pid(as->pid);
+	else
+		sym_perfmap__refresh(as->perfmap);
+}
+
 static uint32_t add_user_frames(struct prof_collector *c, uint32_t n,
 				const struct prof_raw_sample *rs)
 {
@@ -252,6 +280,7 @@ static uint32_t add_user_frames(struct prof_collector *c, uint32_t n,
 	uint64_t addrs[PROF_MAX_STACK_DEPTH + 1];
 	uint32_t na = 0;
 
+	sync_perfmap(c, as, rs);
 	for (uint32_t i = 0; i < rs->nustack; i++) {
 		addrs[na++] = rs->ustack[i];
 		if (i == 0 && (rs->key->leaf_ra[0] || rs->key->leaf_ra[1])) {
@@ -291,6 +320,11 @@ static uint32_t add_user_frames(struct prof_collector *c, uint32_t n,
 			if (sym_dso__resolve(v->dso, look - v->start + v->pgoff, &r, NULL) == 0)
 				name = r.name;
 		}
+		/* Code without a file: a JIT's perf map, or the vDSO. */
+		if (!name && v->kind == PROF_VMA_ANON && as->perfmap)
+			name = sym_perfmap__lookup(as->perfmap, look, NULL);
+		if (!name && v->kind == PROF_VMA_VDSO && c->vdso)
+			name = sym_vdso__resolve(c->vdso, look - v->start, NULL);
 		if (name) {
 			m->has_functions = true;
 		} else {
@@ -612,6 +646,7 @@ struct prof_collector *prof_collector__start(const struct prof_collector_opts *o
 	c->dsos = sym_dsos__new();
 	sym_dsos__set_dwarf_budget(c->dsos, c->opts.dwarf_budget);
 	c->demangler = sym_demangler__new(0);
+	c->vdso = sym_vdso__load_self();
 	c->procs = prof_procs__new(c->dsos);
 
 	so.freq = c->opts.freq;
@@ -720,6 +755,7 @@ void prof_collector__free(struct prof_collector *c)
 	sym_dsos__free(c->dsos);
 	sym_kallsyms__free(c->ksyms);
 	sym_demangler__free(c->demangler);
+	sym_vdso__free(c->vdso);
 	free(c->kernel_build_id);
 	if (c->epfd >= 0)
 		close(c->epfd);

@@ -52,6 +52,7 @@ static void free_vmas(struct prof_vma *v, uint32_t n)
 
 static void aspace_free(struct prof_aspace *as)
 {
+	sym_perfmap__free(as->perfmap);
 	free_vmas(as->vmas, as->nvmas);
 	free(as);
 }

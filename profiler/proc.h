@@ -44,6 +44,12 @@ struct prof_aspace {
 	uint64_t dead_ns; /* CLOCK_MONOTONIC time of exit/exec, 0 while alive */
 	uint64_t refreshed; /* drain number of the last re-read on a miss, UINT64_MAX = none */
 	int read_err; /* last error reading /proc/PID/maps, 0 when fine */
+	/*
+	 * The JIT's /tmp/perf-PID.map, owned; loaded by the collector on the first
+	 * frame in anonymous executable memory, refreshed at most once per drain.
+	 */
+	struct sym_perfmap *perfmap;
+	uint64_t perfmap_drain; /* collector drain of the last load/refresh, 0 = never */
 	struct prof_aspace *next; /* hash chain (private) */
 };
 

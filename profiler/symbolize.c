@@ -173,8 +173,8 @@ static void answer(struct sym_ctx *x, uint64_t addr)
 	}
 	/* No DWARF here: the symbol table still names the function. */
 	if (x->functions)
-		printf("%s\n", d && sym_dso__resolve(d, off, &r, NULL) == 0 ? show_name(x, r.name)
-									       : "??");
+		printf("%s\n",
+		       d && sym_dso__resolve(d, off, &r, NULL) == 0 ? show_name(x, r.name) : "??");
 	printf("??:0\n");
 }
 
@@ -275,7 +275,8 @@ int cmd_symbolize(int argc, char **argv)
 			uint64_t a;
 
 			if (parse_addr(argv[i], &a)) {
-				fprintf(stderr, "bpfprof symbolize: not an address: '%s'\n", argv[i]);
+				fprintf(stderr, "bpfprof symbolize: not an address: '%s'\n",
+					argv[i]);
 				ret = 1;
 				continue;
 			}

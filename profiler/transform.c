@@ -38,7 +38,8 @@ struct prof_profile *prof_profile__with_line_names(const struct prof_profile *p)
 		xgrow((void **)&locs, &ocap, s->nlocs, sizeof(*locs));
 		/* First pass: every line's name into one buffer (it may move while it grows). */
 		for (uint32_t k = 0; k < s->nlocs; k++) {
-			const struct prof_location *l = &p->locations[p->sample_locs[s->loc_start + k] - 1];
+			const struct prof_location *l =
+				&p->locations[p->sample_locs[s->loc_start + k] - 1];
 
 			xgrow((void **)&lines, &lcap, nl + l->nlines, sizeof(*lines));
 			xgrow((void **)&name_off, &ncap, nl + l->nlines, sizeof(*name_off));
@@ -66,7 +67,8 @@ struct prof_profile *prof_profile__with_line_names(const struct prof_profile *p)
 		/* Second pass: pointers into the finished buffer. */
 		nl = 0;
 		for (uint32_t k = 0; k < s->nlocs; k++) {
-			const struct prof_location *l = &p->locations[p->sample_locs[s->loc_start + k] - 1];
+			const struct prof_location *l =
+				&p->locations[p->sample_locs[s->loc_start + k] - 1];
 
 			locs[k] = (struct prof_loc_in){
 				.address = l->address, .lines = &lines[nl], .nlines = l->nlines};

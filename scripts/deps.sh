@@ -4,7 +4,7 @@
 set -euo pipefail
 
 PKGS=(
-	make gcc clang llvm pkg-config bpftool
+	make gcc clang llvm libclang-rt-14-dev pkg-config bpftool
 	libbpf-dev libelf-dev libdw-dev zlib1g-dev libzstd-dev
 	libmicrohttpd-dev libprotobuf-c-dev protobuf-c-compiler
 	libcriterion-dev libunwind-dev libiberty-dev elfutils binutils

@@ -11,6 +11,10 @@
  *                 shared by every process that maps the file.
  *   sym_dsos      the cache of sym_dso objects, keyed by file identity
  *                 (build-id when the file has one, else dev:inode:size:mtime).
+ *   sym_perfmap   a JIT's /tmp/perf-PID.map (node --perf-basic-prof, JVM
+ *                 agents, LuaJIT, .NET, wasmtime, ...)
+ *   sym_vdso      the vDSO, the same image in every native-ABI process
+ *   sym_demangler C++ and Rust names, through libiberty, cached
  *
  * Threading: none of these objects is internally locked. The collector
  * thread owns the sym_dsos cache and the kallsyms table.
@@ -242,6 +246,129 @@ void sym_dsos__set_debug_roots(struct sym_dsos *c, const char *const *roots, siz
  * the dso is freed. 0 turns DWARF off.
  */
 void sym_dsos__set_dwarf_budget(struct sym_dsos *c, uint64_t bytes);
+
+/* ---- JIT perf maps -------------------------------------------------------- */
+
+/*
+ * Format (tools/perf/Documentation/jit-interface.txt): one symbol per line,
+ *
+ *   START SIZE NAME\n
+ *
+ * START and SIZE in hex, with or without "0x", separated by blanks; NAME is
+ * the rest of the line and may contain spaces (JVM and V8 names do).
+ * Trailing blanks and a '\r' are dropped. Lines that do not parse, have an
+ * empty name, are longer than SYM_PERFMAP_LINE_MAX, hold a NUL byte, have
+ * SIZE 0 or wrap past 2^64 are skipped and counted.
+ *
+ * Which entry names an address: the one appended LAST among those covering
+ * it. JITs free code and later emit new code at the same place, and only
+ * ever append to the file, so the newest line is the code there now. A
+ * re-emitted range thus replaces the old name wholly, and a newer entry
+ * that overlaps an older one only in part takes over just the bytes they
+ * share: the older keeps the rest.
+ *
+ * A last line without its newline is taken as still being written: it is
+ * not consumed, and sym_perfmap__refresh() reads it once it is complete.
+ */
+struct sym_perfmap;
+
+/* Larger files are refused with EFBIG; node writes ~100 bytes per function. */
+#define SYM_PERFMAP_MAX_FILE_SIZE (64ULL << 20)
+#define SYM_PERFMAP_LINE_MAX 8192
+
+/*
+ * Reads the perf map at @path. Returns the table (free with
+ * sym_perfmap__free()), or NULL with errno set: from open() (ENOENT, ...),
+ * ELOOP when @path's last component is a symlink (a perf map lives in the
+ * world-writable /tmp, and a root agent must not follow a link planted
+ * there to a secret file), EINVAL when it is not a regular file, EFBIG
+ * above SYM_PERFMAP_MAX_FILE_SIZE. A file with no valid line gives an empty
+ * table, not an error: the process may not have JITted anything yet.
+ */
+struct sym_perfmap *sym_perfmap__load(const char *path);
+
+/*
+ * The perf map of live process @pid, as sym_perfmap__load() with two more
+ * rules: the file is looked for first in the process's own mount namespace,
+ * as /proc/@pid/root/tmp/perf-NSPID.map, where NSPID is the pid in the
+ * process's own pid namespace (last field of NSpid: in /proc/@pid/status),
+ * then as /tmp/perf-@pid.map; and the file must be owned by root or by the
+ * process's real or effective uid, as perf requires (else EACCES), so that
+ * one user cannot name another user's samples. ENOENT when neither exists.
+ */
+struct sym_perfmap *sym_perfmap__load_pid(int pid);
+
+/*
+ * The path sym_perfmap__load_pid() would read, in @buf: 0 when that file
+ * exists, -ENOENT when neither does (@buf then holds /tmp/perf-@pid.map),
+ * -ENAMETOOLONG when @len is too small.
+ */
+int sym_perfmap__path(int pid, char *buf, size_t len);
+
+void sym_perfmap__free(struct sym_perfmap *m);
+
+/*
+ * Catches up with a file that grew since it was read: only the bytes from
+ * the end of the last complete line read so far are read and parsed. When
+ * the path now names another file (inode or device changed) or the file
+ * shrank, the table is rebuilt from the whole new file.
+ *
+ * Returns 1 when entries were added or the table was rebuilt, 0 when
+ * nothing changed, or -errno: -ENOENT when the file is gone (the process
+ * exited and removed it: keep using the table), -EFBIG when it grew past
+ * SYM_PERFMAP_MAX_FILE_SIZE (the lines below the bound are added), or what
+ * open() and pread() fail with. A failed rebuild leaves the old table.
+ *
+ * Cost: an open and fstat when nothing changed; otherwise reading the new
+ * bytes plus re-sorting the whole table, O(n log n) in all entries, so call
+ * it when a lookup misses or on a timer, not per sample. Pointers returned
+ * by sym_perfmap__lookup() before the call are invalid after it.
+ */
+int sym_perfmap__refresh(struct sym_perfmap *m);
+
+/*
+ * The name of the JIT symbol covering @addr (see the rule above) and its
+ * start in *@start (may be NULL). NULL when no entry covers it. The name
+ * lives until the next sym_perfmap__refresh() or sym_perfmap__free().
+ * O(log n).
+ */
+const char *sym_perfmap__lookup(const struct sym_perfmap *m, uint64_t addr, uint64_t *start);
+
+/* Valid lines kept (including ones later shadowed by re-emitted code). */
+size_t sym_perfmap__count(const struct sym_perfmap *m);
+/* Lines skipped as malformed since the table was (re)built from scratch. */
+size_t sym_perfmap__nbad(const struct sym_perfmap *m);
+/* Heap held, in bytes: about 50 bytes per entry plus its name. */
+size_t sym_perfmap__bytes(const struct sym_perfmap *m);
+
+/* ---- vDSO ---------------------------------------------------------------- */
+
+/*
+ * The vDSO's function symbols, read from this process's own vDSO image
+ * (getauxval(AT_SYSINFO_EHDR)) with libelf. Valid for every process of the
+ * native ABI on this kernel; 32-bit (ia32/x32) processes map another image,
+ * which a caller can tell by the [vdso] mapping size differing from
+ * sym_vdso__size() rounded up to a page.
+ */
+struct sym_vdso;
+
+/* NULL with errno set: ENOENT when there is no vDSO, ENOEXEC when it does not parse. */
+struct sym_vdso *sym_vdso__load_self(void);
+void sym_vdso__free(struct sym_vdso *v);
+
+/* Size of the vDSO image in bytes. */
+uint64_t sym_vdso__size(const struct sym_vdso *v);
+
+/*
+ * The function containing byte @offset_in_mapping of a [vdso] mapping
+ * (address - mapping start), e.g. "__vdso_clock_gettime"; *@sym_off (may be
+ * NULL) gets the offset of @offset_in_mapping from the symbol's start.
+ * Among aliases (clock_gettime is a weak alias of __vdso_clock_gettime)
+ * the global one is named. NULL when no symbol covers it. The name lives
+ * as long as @v.
+ */
+const char *sym_vdso__resolve(const struct sym_vdso *v, uint64_t offset_in_mapping,
+			      uint64_t *sym_off);
 
 /* ---- demangling ---------------------------------------------------------- */
 

@@ -626,3 +626,45 @@ Test(record, inlined_frames_with_lines, .timeout = 60)
 			cr_log_warn("could not remove %s", dir);
 	}
 }
+
+/*
+ * JIT code: tests/fixtures/jitmap runs hand-assembled code from an
+ * anonymous page and names it in /tmp/perf-PID.map, as node or a JVM agent
+ * would. Its frames are named from the perf map, under their native caller.
+ */
+Test(record, jit_frames_named_from_perf_map, .timeout = 60)
+{
+	char bin[256], fix[256], out[] = "/tmp/bpfprof-jit-XXXXXX.folded", pidbuf[16];
+	struct strbuf text = STRBUF_INIT;
+	pid_t pid, rec;
+	int st, fd;
+
+	test_require_bpf();
+	test_build_path("bpfprof", bin, sizeof(bin));
+	test_build_path("fixtures/jitmap", fix, sizeof(fix));
+	fd = mkstemps(out, 7);
+	cr_assert_geq(fd, 0);
+	close(fd);
+	{
+		char *argv[] = {fix, "4", NULL};
+
+		pid = test_spawn(argv, "/dev/null", NULL);
+		cr_assert_gt(pid, 0);
+	}
+	usleep(300 * 1000);
+	snprintf(pidbuf, sizeof(pidbuf), "%d", pid);
+	{
+		char *argv[] = {bin, "record", "-q",   "-F", "499", "-d",
+				"2", "-p",     pidbuf, "-o", out,   NULL};
+
+		rec = test_spawn(argv, NULL, NULL);
+	}
+	cr_assert_eq(test_wait(rec, &st, 30000), 0);
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "record failed");
+	test_wait(pid, &st, 20000);
+	cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 0, "jitmap fixture failed (status %d)", st);
+	cr_assert_eq(read_file(out, &text, 0), 0);
+	cr_expect(strstr(text.buf, ";main;run;jit_hot_loop "), "no named JIT frame: %s", text.buf);
+	strbuf_release(&text);
+	unlink(out);
+}

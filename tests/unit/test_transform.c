@@ -9,9 +9,13 @@
 Test(transform, line_names_in_folded_output)
 {
 	struct prof_profile *p = prof_profile__new(10000000), *q;
-	struct prof_mapping_in m = {.start = 0x1000, .limit = 0x9000, .file = "/bin/app",
-				    .has_functions = true, .has_filenames = true,
-				    .has_line_numbers = true, .has_inline_frames = true};
+	struct prof_mapping_in m = {.start = 0x1000,
+				    .limit = 0x9000,
+				    .file = "/bin/app",
+				    .has_functions = true,
+				    .has_filenames = true,
+				    .has_line_numbers = true,
+				    .has_inline_frames = true};
 	/* Leaf location: helper inlined into work, at work.c:40 calling helper.h:7. */
 	struct prof_line_in leaf[] = {
 		{.name = "helper", .file = "/src/include/helper.h", .line = 7},
@@ -24,8 +28,13 @@ Test(transform, line_names_in_folded_output)
 		{.address = 0x1200, .mapping = &m, .lines = root, .nlines = 1},
 		{.address = 0x1300, .lines = nolines, .nlines = 1},
 	};
-	struct prof_sample_in s = {.pid = 7, .tid = 7, .comm = "app", .thread = "app",
-				   .locs = locs, .nlocs = 3, .count = 5};
+	struct prof_sample_in s = {.pid = 7,
+				   .tid = 7,
+				   .comm = "app",
+				   .thread = "app",
+				   .locs = locs,
+				   .nlocs = 3,
+				   .count = 5};
 	struct strbuf out = STRBUF_INIT;
 
 	prof_profile__add_sample(p, &s);
