@@ -476,26 +476,43 @@ static int agent_window(void *ctx, unsigned int seconds, struct prof_profile **o
 static void agent_status(void *ctx, struct strbuf *out)
 {
 	struct prof_collector_stats st;
+	const struct sym_stats *y = &st.sym;
 
 	prof_collector__stats(ctx, &st);
+	strbuf_addf(out, "cpus %d\nfrequency_hz %u\n", st.ncpus, st.freq);
+	strbuf_addf(out, "samples %llu\nidle_samples %llu\ndropped_counts_map_full %llu\n",
+		    (unsigned long long)st.samples, (unsigned long long)st.bpf[PROF_STAT_IDLE],
+		    (unsigned long long)st.bpf[PROF_STAT_COUNTS_FULL]);
 	strbuf_addf(out,
-		    "cpus %d\nfrequency_hz %u\nsamples %llu\nidle_samples %llu\n"
-		    "dropped_counts_map_full %llu\nstacks_lost_kernel %llu\nstacks_lost_user %llu\n"
-		    "stacks_map_full %llu\nstacks_truncated %llu\nevents_lost %llu\n"
-		    "leaf_caller_fixups %llu\nframes %llu\nframes_unknown %llu\ndrains %llu\n"
-		    "windows %llu\n"
-		    "address_spaces %llu\nsymbol_files %llu\n",
-		    st.ncpus, st.freq, (unsigned long long)st.samples,
-		    (unsigned long long)st.bpf[PROF_STAT_IDLE],
-		    (unsigned long long)st.bpf[PROF_STAT_COUNTS_FULL],
+		    "stacks_lost_kernel %llu\nstacks_lost_user %llu\nstacks_map_full %llu\n"
+		    "stacks_truncated %llu\nevents_lost %llu\nleaf_caller_fixups %llu\n",
 		    (unsigned long long)st.kstacks_lost, (unsigned long long)st.ustacks_lost,
 		    (unsigned long long)st.bpf[PROF_STAT_STACK_FULL],
 		    (unsigned long long)st.bpf[PROF_STAT_STACK_TRUNCATED],
 		    (unsigned long long)st.bpf[PROF_STAT_EVENTS_LOST],
-		    (unsigned long long)st.leaf_fixups, (unsigned long long)st.frames,
-		    (unsigned long long)st.frames_unknown, (unsigned long long)st.drains,
-		    (unsigned long long)st.windows, (unsigned long long)st.procs.aspaces,
-		    (unsigned long long)st.sym.dsos);
+		    (unsigned long long)st.leaf_fixups);
+	strbuf_addf(out,
+		    "frames %llu\nframes_unknown %llu\nframes_dwarf %llu\ndrains %llu\n"
+		    "windows %llu\naddress_spaces %llu\n",
+		    (unsigned long long)st.frames, (unsigned long long)st.frames_unknown,
+		    (unsigned long long)st.frames_dwarf, (unsigned long long)st.drains,
+		    (unsigned long long)st.windows, (unsigned long long)st.procs.aspaces);
+	/* The symbolizer's caches: size and hit rates. */
+	strbuf_addf(out,
+		    "symbol_files %llu\nsymbol_files_loaded %llu\nsymbols %llu\n"
+		    "symbol_bytes %llu\nsymbol_lookups %llu\nsymbol_hits %llu\n",
+		    (unsigned long long)y->dsos, (unsigned long long)y->dsos_loaded,
+		    (unsigned long long)y->symbols, (unsigned long long)y->bytes,
+		    (unsigned long long)y->lookups, (unsigned long long)y->hits);
+	strbuf_addf(out,
+		    "dwarf_files %llu\ndwarf_bytes %llu\ndwarf_over_budget %llu\n"
+		    "dwarf_lookups %llu\ndwarf_hits %llu\ndwarf_cache_hits %llu\n"
+		    "kallsyms_symbols %llu\nkallsyms_reloads %llu\n",
+		    (unsigned long long)y->dwarf_loaded, (unsigned long long)y->dwarf_bytes,
+		    (unsigned long long)y->dwarf_over_budget, (unsigned long long)y->dwarf_lookups,
+		    (unsigned long long)y->dwarf_hits, (unsigned long long)y->dwarf_cache_hits,
+		    (unsigned long long)st.kallsyms_symbols,
+		    (unsigned long long)st.kallsyms_reloads);
 }
 
 static int cmd_agent(int argc, char **argv)

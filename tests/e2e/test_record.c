@@ -668,3 +668,78 @@ Test(record, jit_frames_named_from_perf_map, .timeout = 60)
 	strbuf_release(&text);
 	unlink(out);
 }
+
+/*
+ * Container-style paths: the workload's binary lives on a tmpfs mounted in
+ * a private mount namespace (unshare -m), so its path means nothing in
+ * ours, and it is deleted while it runs. It is still named, through
+ * /proc/PID/map_files and the descriptor taken while it was alive.
+ */
+Test(record, binary_in_private_mount_namespace_deleted, .timeout = 60)
+{
+	char bin[256], fix[256], dir[] = "/tmp/bpfprof-ns-XXXXXX", script[2048], out[64],
+				 pidfile[64], pidbuf[16] = "";
+	struct strbuf text = STRBUF_INIT, pidtxt = STRBUF_INIT;
+	pid_t sh, rec;
+	int st;
+
+	test_require_bpf();
+	if (access("/usr/bin/unshare", X_OK))
+		cr_skip_test("unshare (util-linux) is not installed");
+	test_build_path("bpfprof", bin, sizeof(bin));
+	test_build_path("fixtures/fpchains", fix, sizeof(fix));
+	cr_assert_not_null(mkdtemp(dir));
+	snprintf(out, sizeof(out), "%s/out.folded", dir);
+	snprintf(pidfile, sizeof(pidfile), "%s/pid", dir);
+	/* Inside the namespace: mount, copy, start, delete the binary, wait. */
+	snprintf(script, sizeof(script),
+		 "mount -t tmpfs none '%s' && mkdir '%s/app' && cp '%s' '%s/app/ctr-app' && "
+		 "('%s/app/ctr-app' 5 /dev/null & echo $! > '%s.tmp'; wait) & "
+		 "sleep 0.3; rm -f '%s/app/ctr-app'; mv '%s.tmp' '%s'; wait",
+		 dir, dir, fix, dir, dir, pidfile, dir, pidfile, pidfile);
+	{
+		char *argv[] = {"/usr/bin/unshare", "-m", "--propagation", "private",
+				"/bin/sh",	    "-c", script,	   NULL};
+
+		sh = test_spawn(argv, "/dev/null", NULL);
+		cr_assert_gt(sh, 0);
+	}
+	/* The pid file is written in the namespace's tmpfs: read it through the shell's root. */
+	for (int i = 0; i < 50 && !pidbuf[0]; i++) {
+		char path[400];
+
+		usleep(100 * 1000);
+		snprintf(path, sizeof(path), "/proc/%d/root%s", sh, pidfile);
+		if (read_file(path, &pidtxt, 64) == 0 && pidtxt.len > 1)
+			snprintf(pidbuf, sizeof(pidbuf), "%d", atoi(pidtxt.buf));
+	}
+	cr_assert(pidbuf[0], "the namespaced workload did not start");
+	{
+		char path[64];
+
+		/* Not visible in our mount namespace, and deleted in its own. */
+		snprintf(path, sizeof(path), "%s/app/ctr-app", dir);
+		cr_assert(access(path, F_OK) != 0, "the binary is visible outside its namespace");
+	}
+	{
+		char *argv[] = {bin, "record", "-q",   "-F", "499", "-d",
+				"2", "-p",     pidbuf, "-o", out,   NULL};
+
+		rec = test_spawn(argv, NULL, NULL);
+	}
+	cr_assert_eq(test_wait(rec, &st, 30000), 0);
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "record failed");
+	test_wait(sh, &st, 20000);
+	cr_assert_eq(read_file(out, &text, 0), 0);
+	cr_expect(strstr(text.buf, ";main;fp_a1;fp_a2;fp_a3;fp_leaf_a "),
+		  "the deleted, namespaced binary was not symbolized: %s", text.buf);
+	strbuf_release(&text);
+	strbuf_release(&pidtxt);
+	{
+		char cmd[400];
+
+		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+		if (system(cmd))
+			cr_log_warn("could not remove %s", dir);
+	}
+}
