@@ -29,9 +29,11 @@
  *
  * Cost: libdw decompresses every compressed .debug_* section when the
  * session opens (~30 MB of RSS for Debian's libc debug file after 1,000
- * lookups) and reads abbreviations, line tables and DIEs lazily. A lookup
- * visits the siblings along one DIE path; recent answers are kept in a
- * small direct-mapped cache per dso (~40 KiB).
+ * lookups) and reads abbreviations, line tables and DIEs lazily. The first
+ * lookup in a CU walks its DIEs once into a scope index (see "scope index"
+ * below: ~27 KB per CU of CPython, ~1 KB per CU of libc, 3-10 % of the
+ * session), which answers the following ones by binary search; recent
+ * answers are kept in a small direct-mapped cache per dso (~40 KiB).
  *
  * The debug file is located separately from the libdw session, so that
  * dso.c can take a stripped file's .symtab from it without paying for the
@@ -64,6 +66,17 @@
 #define DW_MAX_DEPTH 128
 /* What a crafted file may make us allocate for the CU range table. */
 #define DW_MAX_CU_RANGES (1u << 20)
+/*
+ * Caps on one CU's scope index (see "scope index" below); a CU over them
+ * (a crafted file) is searched by the DIE walk instead. The largest CUs we
+ * know (CPython's, libc's) have under 10,000 scopes.
+ */
+#define DW_IX_MAX_SCOPES (1u << 17)
+#define DW_IX_MAX_RANGES (1u << 18)
+#define DW_IX_MAX_VISITS (1u << 22) /* DIEs looked at while building, imported units included */
+#define DW_IX_NONE UINT32_MAX
+/* All the indexes of a dso take at most a quarter of its session's estimate (plus 1 MiB). */
+#define DW_IX_SHARE 4
 
 struct cache_slot {
 	uint64_t vaddr;
@@ -80,6 +93,53 @@ struct path_ent {
 struct cu_range {
 	uint64_t lo, hi; /* [lo, hi) */
 	Dwarf_Off off; /* the CU DIE */
+};
+
+struct addr_range {
+	uint64_t lo, hi; /* [lo, hi) */
+};
+
+/*
+ * The scope index of a CU: every DIE that descend() could put on a path
+ * (each with a non-empty range), with its parent, in DIE order (imported
+ * units spliced in place), so that "the first child holding pc" is the
+ * holding child with the lowest index.
+ */
+struct ix_scope {
+	uint32_t parent; /* DW_IX_NONE for the CU's children */
+	uint32_t kids, nkids; /* its children's ranges: ix->iv[kids, kids + nkids) */
+	uint32_t die; /* ix->dies index for function-like tags, else DW_IX_NONE */
+	int tag;
+};
+
+/*
+ * A range of a scope, relative to ix->base: [lo, hi). The ranges of one
+ * parent's children are contiguous and sorted by lo; maxhi is the largest
+ * hi from the start of that group to here, which bounds the search back.
+ */
+struct ix_range {
+	uint32_t lo, hi, maxhi, scope;
+};
+
+struct cu_index {
+	Dwarf_Off off; /* the CU DIE: the key */
+	bool failed; /* over a cap: use the DIE walk */
+	uint64_t base;
+	struct ix_scope *sc;
+	struct ix_range *iv;
+	Dwarf_Die *dies; /* of the function-like scopes, for names and call sites */
+	uint32_t nsc, niv, ndies;
+	uint32_t top, ntop; /* the CU's children's ranges */
+	struct addr_range *cu_iv; /* the CU's own ranges, merged and sorted */
+	size_t ncu_iv;
+	const char *comp_dir;
+	size_t bytes;
+};
+
+/* A range as the walk finds it, before ix_finish() groups it by parent. */
+struct ix_raw {
+	uint64_t lo, hi;
+	uint32_t parent, scope;
 };
 
 struct dso_dwarf {
@@ -102,6 +162,16 @@ struct dso_dwarf {
 
 	struct path_ent *paths; /* open addressing, npaths < paths_cap / 2 */
 	size_t npaths, paths_cap;
+
+	struct cu_index **ix; /* open addressing by CU offset, nix < ix_cap / 2 */
+	size_t nix, ix_cap;
+	size_t ix_bytes; /* held by the indexes; at most DW_IX_SHARE of the session */
+	/* Scratch for building an index, kept for the next CU. */
+	struct ix_raw *ix_raw;
+	struct ix_scope *ix_sc;
+	Dwarf_Die *ix_dies;
+	uint32_t *ix_count;
+	size_t ix_raw_cap, ix_sc_cap, ix_dies_cap, ix_count_cap;
 };
 
 /* ---- interned paths ---------------------------------------------------- */
@@ -160,15 +230,11 @@ static const char *path_join(struct dso_dwarf *dw, const char *dir, const char *
 	return e->full;
 }
 
-/* @src joined to @cu's comp_dir when it is relative; NULL stays NULL. */
-static const char *full_path(struct dso_dwarf *dw, Dwarf_Die *cu, const char *src)
+/* @src joined to @dir (the CU's comp_dir, may be NULL) when it is relative; NULL stays NULL. */
+static const char *full_path(struct dso_dwarf *dw, const char *dir, const char *src)
 {
-	Dwarf_Attribute attr;
-	const char *dir;
-
 	if (!src || src[0] == '/')
 		return src;
-	dir = dwarf_formstring(dwarf_attr(cu, DW_AT_comp_dir, &attr));
 	return dir ? path_join(dw, dir, src) : src;
 }
 
@@ -187,6 +253,17 @@ static void session_end(struct dso_dwarf *dw)
 	dw->fd = -1;
 }
 
+static void cu_index_free(struct cu_index *ci)
+{
+	if (!ci)
+		return;
+	free(ci->sc);
+	free(ci->iv);
+	free(ci->dies);
+	free(ci->cu_iv);
+	free(ci);
+}
+
 void dso_dwarf__free(struct dso_dwarf *dw, struct sym_stats *st)
 {
 	if (!dw)
@@ -195,10 +272,22 @@ void dso_dwarf__free(struct dso_dwarf *dw, struct sym_stats *st)
 		st->dwarf_loaded--;
 	if (st)
 		st->dwarf_bytes -= dw->reserved;
+	if (dw->nix)
+		pr_debug("DWARF %s: scope indexes of %zu CUs, %zu bytes (session estimate %" PRIu64
+			 " bytes)",
+			 dw->debug_path ? dw->debug_path : "in the dso", dw->nix, dw->ix_bytes,
+			 dw->reserved);
 	session_end(dw);
 	for (size_t i = 0; i < dw->paths_cap; i++)
 		free(dw->paths[i].full);
 	free(dw->paths);
+	for (size_t i = 0; i < dw->ix_cap; i++)
+		cu_index_free(dw->ix[i]);
+	free(dw->ix);
+	free(dw->ix_raw);
+	free(dw->ix_sc);
+	free(dw->ix_dies);
+	free(dw->ix_count);
 	free(dw->cus);
 	free(dw->cache);
 	free(dw->debug_path);
@@ -454,8 +543,7 @@ static struct dso_dwarf *dwarf_get(struct sym_dso *d)
 	dw->reserved = cost;
 	dw->dw = dwarf_begin_elf(dw->elf, DWARF_C_READ, NULL);
 	if (!dw->dw) {
-		pr_debug("dso '%s': bad DWARF in %s: %s", sym_dso__path(d), from,
-			 dwarf_errmsg(-1));
+		pr_debug("dso '%s': bad DWARF in %s: %s", sym_dso__path(d), from, dwarf_errmsg(-1));
 		return dw;
 	}
 	dw->err = 0;
@@ -591,6 +679,24 @@ static const char *symtab_name(struct sym_dso *d, uint64_t file_offset)
 	return sym_dso__resolve(d, file_offset, &r, NULL) == 0 ? r.name : "??";
 }
 
+/* The tags descend() enters: the scopes that can hold a function or an inline. */
+static bool is_scope(int tag)
+{
+	switch (tag) {
+	case DW_TAG_module:
+	case DW_TAG_lexical_block:
+	case DW_TAG_with_stmt:
+	case DW_TAG_catch_block:
+	case DW_TAG_try_block:
+	case DW_TAG_entry_point:
+	case DW_TAG_inlined_subroutine:
+	case DW_TAG_subprogram:
+		return true;
+	default:
+		return false;
+	}
+}
+
 /*
  * The DIE path from @parent's children down to the innermost DIE whose
  * ranges hold @pc, appended to @path (innermost last): at each level the
@@ -599,7 +705,8 @@ static const char *symtab_name(struct sym_dso *d, uint64_t file_offset)
  * whole-CU walk of dwarf_getscopes_die() that eu-addr2line adds to get the
  * concrete chain: this visits only the siblings along the path. An
  * imported unit (dwz) is searched in place, adding no level. Returns the
- * new depth.
+ * new depth. The scope index answers the same from memory; this walk is
+ * for the CUs over its caps.
  */
 static int descend(Dwarf_Die *parent, uint64_t pc, Dwarf_Die *path, int depth, int hops)
 {
@@ -624,20 +731,365 @@ static int descend(Dwarf_Die *parent, uint64_t pc, Dwarf_Die *path, int depth, i
 		if (dwarf_haspc(&child, pc) <= 0)
 			continue;
 		path[depth++] = child;
-		switch (tag) {
-		case DW_TAG_module:
-		case DW_TAG_lexical_block:
-		case DW_TAG_with_stmt:
-		case DW_TAG_catch_block:
-		case DW_TAG_try_block:
-		case DW_TAG_entry_point:
-		case DW_TAG_inlined_subroutine:
-		case DW_TAG_subprogram:
+		if (is_scope(tag))
 			return descend(&child, pc, path, depth, hops);
-		default:
-			return depth;
-		}
+		return depth;
 	} while (dwarf_siblingof(&child, &child) == 0);
+	return depth;
+}
+
+/* ---- scope index ------------------------------------------------------------ */
+
+/*
+ * descend() costs a walk over the siblings along the path in libdw for
+ * every address (dwarf_siblingof, dwarf_ranges, and libdw's locks), which
+ * was most of the time of a lookup. The index does that walk once per CU,
+ * on the first lookup landing in it, and keeps what descend() looks at:
+ * every DIE it could put on a path, with its ranges. A lookup is then a
+ * binary search per level of the path. It costs ~40 bytes per scope, a few
+ * percent of the libdw session (see DW_IX_SHARE).
+ */
+
+struct ix_build {
+	struct cu_index *ci;
+	struct ix_raw *raw;
+	size_t nraw, raw_cap, sc_cap, dies_cap, visits;
+	bool over;
+};
+
+/* descend() over every pc at once: the same DIEs, levels, order and limits. */
+static void ix_walk(struct ix_build *b, Dwarf_Die *parent, uint32_t pidx, int depth, int hops)
+{
+	struct cu_index *ci = b->ci;
+	Dwarf_Die child;
+
+	if (depth >= DW_MAX_DEPTH || hops > 8 || dwarf_child(parent, &child) != 0)
+		return;
+	do {
+		int tag = dwarf_tag(&child);
+		Dwarf_Addr base, lo, hi;
+		size_t first = b->nraw;
+		uint32_t idx = ci->nsc;
+		ptrdiff_t r = 0;
+
+		if (b->over || ++b->visits > DW_IX_MAX_VISITS) {
+			b->over = true;
+			return;
+		}
+		if (tag == DW_TAG_imported_unit) {
+			Dwarf_Attribute attr;
+			Dwarf_Die unit;
+
+			if (dwarf_formref_die(dwarf_attr(&child, DW_AT_import, &attr), &unit))
+				ix_walk(b, &unit, pidx, depth, hops + 1);
+			continue;
+		}
+		/* The ranges read before an error count, as in dwarf_haspc(). */
+		while ((r = dwarf_ranges(&child, r, &base, &lo, &hi)) > 0) {
+			if (hi <= lo)
+				continue;
+			if (b->nraw >= DW_IX_MAX_RANGES) {
+				b->over = true;
+				return;
+			}
+			xgrow((void **)&b->raw, &b->raw_cap, b->nraw + 1, sizeof(*b->raw));
+			b->raw[b->nraw++] = (struct ix_raw){lo, hi, pidx, idx};
+		}
+		if (b->nraw == first)
+			continue;
+		if (ci->nsc >= DW_IX_MAX_SCOPES) {
+			b->over = true;
+			return;
+		}
+		xgrow((void **)&ci->sc, &b->sc_cap, ci->nsc + 1, sizeof(*ci->sc));
+		ci->sc[idx] = (struct ix_scope){pidx, 0, 0, DW_IX_NONE, tag};
+		if (is_function(tag)) {
+			xgrow((void **)&ci->dies, &b->dies_cap, ci->ndies + 1, sizeof(*ci->dies));
+			ci->sc[idx].die = ci->ndies;
+			ci->dies[ci->ndies++] = child;
+		}
+		ci->nsc++;
+		if (is_scope(tag))
+			ix_walk(b, &child, idx, depth + 1, hops);
+	} while (dwarf_siblingof(&child, &child) == 0);
+}
+
+static int cmp_ix_range(const void *a, const void *b)
+{
+	const struct ix_range *x = a, *y = b;
+
+	if (x->lo != y->lo)
+		return x->lo < y->lo ? -1 : 1;
+	return x->scope < y->scope ? -1 : x->scope > y->scope;
+}
+
+static int cmp_addr_range(const void *a, const void *b)
+{
+	const struct addr_range *x = a, *y = b;
+
+	return x->lo < y->lo ? -1 : x->lo > y->lo;
+}
+
+/* Shrinks @p to @n elements of @size (an allocation of 0 becomes NULL). */
+static void *shrink(void *p, size_t n, size_t size)
+{
+	if (!n) {
+		free(p);
+		return NULL;
+	}
+	return xrealloc(p, n * size);
+}
+
+/* A copy of @n elements of @size from @p, NULL when none. */
+static void *dup_array(const void *p, size_t n, size_t size)
+{
+	return n ? memcpy(xmalloc(n * size), p, n * size) : NULL;
+}
+
+/*
+ * The ranges into ci->iv, grouped by parent (a counting sort: the walk
+ * gives them in DIE order, which within a group is nearly always address
+ * order already), each group sorted by lo. False when they span 4 GiB or
+ * more.
+ */
+static bool ix_finish(struct dso_dwarf *dw, struct cu_index *ci, const struct ix_raw *raw, size_t n)
+{
+	uint64_t base = UINT64_MAX, top = 0;
+	uint32_t *at, ngroups = ci->nsc + 1; /* group nsc: the CU's children */
+
+	for (size_t i = 0; i < n; i++) {
+		base = raw[i].lo < base ? raw[i].lo : base;
+		top = raw[i].hi > top ? raw[i].hi : top;
+	}
+	if (!n || top - base > UINT32_MAX)
+		return !n;
+	ci->base = base;
+	ci->iv = xmalloc(n * sizeof(*ci->iv));
+	ci->niv = (uint32_t)n;
+	xgrow((void **)&dw->ix_count, &dw->ix_count_cap, ngroups + 1, sizeof(*dw->ix_count));
+	at = dw->ix_count;
+	memset(at, 0, (ngroups + 1) * sizeof(*at));
+	for (size_t i = 0; i < n; i++)
+		at[(raw[i].parent == DW_IX_NONE ? ci->nsc : raw[i].parent) + 1]++;
+	for (uint32_t g = 0; g < ngroups; g++)
+		at[g + 1] += at[g];
+	/* at[g] is the start of group g; it moves to its end as the group fills. */
+	for (size_t i = 0; i < n; i++) {
+		uint32_t g = raw[i].parent == DW_IX_NONE ? ci->nsc : raw[i].parent;
+
+		ci->iv[at[g]++] = (struct ix_range){(uint32_t)(raw[i].lo - base),
+						    (uint32_t)(raw[i].hi - base), 0, raw[i].scope};
+	}
+	for (uint32_t g = 0, b = 0; g < ngroups; b = at[g++]) {
+		struct ix_range *v = ci->iv + b;
+		uint32_t len = at[g] - b;
+		bool sorted = true;
+
+		for (uint32_t i = 1; i < len && sorted; i++)
+			sorted = v[i - 1].lo < v[i].lo ||
+				 (v[i - 1].lo == v[i].lo && v[i - 1].scope < v[i].scope);
+		if (!sorted)
+			qsort(v, len, sizeof(*v), cmp_ix_range);
+		for (uint32_t i = 0; i < len; i++)
+			v[i].maxhi = i && v[i - 1].maxhi > v[i].hi ? v[i - 1].maxhi : v[i].hi;
+		if (g == ci->nsc) {
+			ci->top = b;
+			ci->ntop = len;
+		} else {
+			ci->sc[g].kids = b;
+			ci->sc[g].nkids = len;
+		}
+	}
+	return true;
+}
+
+/* The CU's own ranges, merged, for "does the CU hold pc" (dwarf_haspc() on it). */
+static void ix_cu_ranges(struct cu_index *ci, Dwarf_Die *cu)
+{
+	Dwarf_Addr base, lo, hi;
+	size_t cap = 0, n = 0;
+	ptrdiff_t r = 0;
+
+	while ((r = dwarf_ranges(cu, r, &base, &lo, &hi)) > 0) {
+		if (hi <= lo)
+			continue;
+		if (ci->ncu_iv >= DW_IX_MAX_RANGES) {
+			ci->failed = true;
+			return;
+		}
+		xgrow((void **)&ci->cu_iv, &cap, ci->ncu_iv + 1, sizeof(*ci->cu_iv));
+		ci->cu_iv[ci->ncu_iv++] = (struct addr_range){lo, hi};
+	}
+	if (!ci->ncu_iv)
+		return;
+	qsort(ci->cu_iv, ci->ncu_iv, sizeof(*ci->cu_iv), cmp_addr_range);
+	for (size_t i = 1; i < ci->ncu_iv; i++) {
+		if (ci->cu_iv[i].lo <= ci->cu_iv[n].hi) {
+			if (ci->cu_iv[i].hi > ci->cu_iv[n].hi)
+				ci->cu_iv[n].hi = ci->cu_iv[i].hi;
+		} else {
+			ci->cu_iv[++n] = ci->cu_iv[i];
+		}
+	}
+	ci->ncu_iv = n + 1;
+	ci->cu_iv = shrink(ci->cu_iv, ci->ncu_iv, sizeof(*ci->cu_iv));
+}
+
+/*
+ * Builds the index of @cu; ci->failed when over a cap. The walk fills
+ * scratch arrays kept with the dso (no reallocation per CU); the index
+ * keeps exact-size copies.
+ */
+static struct cu_index *ix_build(struct dso_dwarf *dw, Dwarf_Die *cu, Dwarf_Off off)
+{
+	struct cu_index *ci = xcalloc(1, sizeof(*ci));
+	struct ix_build b = {.ci = ci};
+	Dwarf_Attribute attr;
+	bool ok;
+
+	ci->off = off;
+	ci->comp_dir = dwarf_formstring(dwarf_attr(cu, DW_AT_comp_dir, &attr));
+	if (dw->ix_bytes >= dw->reserved / DW_IX_SHARE + (1u << 20)) {
+		ci->failed = true;
+		return ci;
+	}
+	b.raw = dw->ix_raw;
+	b.raw_cap = dw->ix_raw_cap;
+	ci->sc = dw->ix_sc;
+	b.sc_cap = dw->ix_sc_cap;
+	ci->dies = dw->ix_dies;
+	b.dies_cap = dw->ix_dies_cap;
+	ix_cu_ranges(ci, cu);
+	if (!ci->failed)
+		ix_walk(&b, cu, DW_IX_NONE, 1, 0);
+	ok = !ci->failed && !b.over && ix_finish(dw, ci, b.raw, b.nraw);
+	/* Give the scratch back, and copy out what the index keeps. */
+	dw->ix_raw = b.raw;
+	dw->ix_raw_cap = b.raw_cap;
+	dw->ix_sc = ci->sc;
+	dw->ix_sc_cap = b.sc_cap;
+	dw->ix_dies = ci->dies;
+	dw->ix_dies_cap = b.dies_cap;
+	ci->sc = dup_array(dw->ix_sc, ci->nsc, sizeof(*ci->sc));
+	ci->dies = dup_array(dw->ix_dies, ci->ndies, sizeof(*ci->dies));
+	if (!ok) {
+		const char *dir = ci->comp_dir;
+
+		cu_index_free(ci);
+		ci = xcalloc(1, sizeof(*ci));
+		ci->off = off;
+		ci->comp_dir = dir;
+		ci->failed = true;
+		pr_debug("DWARF %s: CU at %#" PRIx64 " over the scope index caps, walked instead",
+			 dw->debug_path ? dw->debug_path : "in the dso", (uint64_t)off);
+		return ci;
+	}
+	ci->bytes = sizeof(*ci) + ci->nsc * sizeof(*ci->sc) + ci->niv * sizeof(*ci->iv) +
+		    ci->ndies * sizeof(*ci->dies) + ci->ncu_iv * sizeof(*ci->cu_iv);
+	dw->ix_bytes += ci->bytes;
+	return ci;
+}
+
+static uint64_t ix_hash(Dwarf_Off off)
+{
+	return hash_u64(off, 0x510e527fade682d1ULL);
+}
+
+/* The index of @cu, built on the first call; one entry per CU (a failed one says so). */
+static struct cu_index *cu_index_get(struct dso_dwarf *dw, Dwarf_Die *cu)
+{
+	Dwarf_Off off = dwarf_dieoffset(cu);
+	size_t j;
+
+	if (2 * (dw->nix + 1) > dw->ix_cap) {
+		struct cu_index **old = dw->ix;
+		size_t ocap = dw->ix_cap;
+
+		dw->ix_cap = ocap ? ocap * 2 : 64;
+		dw->ix = xcalloc(dw->ix_cap, sizeof(*dw->ix));
+		for (size_t i = 0; i < ocap; i++) {
+			if (!old[i])
+				continue;
+			j = ix_hash(old[i]->off) & (dw->ix_cap - 1);
+			while (dw->ix[j])
+				j = (j + 1) & (dw->ix_cap - 1);
+			dw->ix[j] = old[i];
+		}
+		free(old);
+	}
+	j = ix_hash(off) & (dw->ix_cap - 1);
+	for (; dw->ix[j]; j = (j + 1) & (dw->ix_cap - 1))
+		if (dw->ix[j]->off == off)
+			return dw->ix[j];
+	dw->ix[j] = ix_build(dw, cu, off);
+	dw->nix++;
+	return dw->ix[j];
+}
+
+/* The scope with the lowest index among those of iv[0, n) holding @pc, or DW_IX_NONE. */
+static uint32_t ix_first_holding(const struct ix_range *iv, uint32_t n, uint32_t pc)
+{
+	uint32_t lo = 0, hi = n, best = DW_IX_NONE;
+
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+
+		if (iv[mid].lo <= pc)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	/* iv[0, lo) start at or before pc; those before maxhi <= pc all end before it. */
+	while (lo-- > 0 && iv[lo].maxhi > pc)
+		if (iv[lo].hi > pc && iv[lo].scope < best)
+			best = iv[lo].scope;
+	return best;
+}
+
+static bool ix_cu_holds(const struct cu_index *ci, uint64_t pc)
+{
+	size_t lo = 0, hi = ci->ncu_iv;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (ci->cu_iv[mid].lo <= pc)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo && pc < ci->cu_iv[lo - 1].hi;
+}
+
+/* A DIE on the path to an address, with its tag; die is NULL for scopes that are no function. */
+struct step {
+	int tag;
+	Dwarf_Die *die;
+};
+
+/* descend() from the CU on the index: the scopes into @path[1, ...); returns the depth. */
+static int ix_descend(struct cu_index *ci, uint64_t vaddr, struct step *path)
+{
+	uint32_t kids = ci->top, nkids = ci->ntop, pc;
+	int depth = 1;
+
+	if (vaddr < ci->base || vaddr - ci->base > UINT32_MAX)
+		return depth;
+	pc = (uint32_t)(vaddr - ci->base);
+	while (depth < DW_MAX_DEPTH) {
+		uint32_t k = ix_first_holding(ci->iv + kids, nkids, pc);
+		struct ix_scope *s;
+
+		if (k == DW_IX_NONE)
+			break;
+		s = &ci->sc[k];
+		path[depth].tag = s->tag;
+		path[depth++].die = s->die != DW_IX_NONE ? &ci->dies[s->die] : NULL;
+		if (!is_scope(s->tag))
+			break;
+		kids = s->kids;
+		nkids = s->nkids;
+	}
 	return depth;
 }
 
@@ -649,7 +1101,9 @@ static int descend(Dwarf_Die *parent, uint64_t pc, Dwarf_Die *path, int depth, i
 static int lookup(struct sym_dso *d, struct dso_dwarf *dw, uint64_t file_offset, uint64_t vaddr,
 		  struct sym_frame *fr, bool *broken)
 {
-	Dwarf_Die cu, path[DW_MAX_DEPTH];
+	Dwarf_Die cu, dies[DW_MAX_DEPTH];
+	struct step path[DW_MAX_DEPTH];
+	struct cu_index *ci;
 	Dwarf_Files *files;
 	Dwarf_Lines *lines;
 	Dwarf_Line *line;
@@ -658,26 +1112,30 @@ static int lookup(struct sym_dso *d, struct dso_dwarf *dw, uint64_t file_offset,
 
 	if (!find_cu(dw, vaddr, &cu))
 		return -ENOENT;
+	ci = cu_index_get(dw, &cu);
 	/* libdw reads a CU's line table once and keeps it with the session. */
 	if (dwarf_getsrclines(&cu, &lines, &nlines) != 0)
 		*broken = true;
 	line = dwarf_getsrc_die(&cu, vaddr);
 	memset(&fr[0], 0, sizeof(fr[0]));
 	if (line) {
-		fr[0].file = full_path(dw, &cu, dwarf_linesrc(line, NULL, NULL));
+		fr[0].file = full_path(dw, ci->comp_dir, dwarf_linesrc(line, NULL, NULL));
 		dwarf_lineno(line, &fr[0].line);
 		dwarf_linecol(line, &col);
 		fr[0].column = col;
 	}
 	/* path[0] is the CU (when it holds vaddr), path[depth - 1] the innermost scope. */
-	depth = dwarf_haspc(&cu, vaddr) > 0 ? 1 : 0;
-	path[0] = cu;
-	if (depth)
-		depth = descend(&cu, vaddr, path, 1, 0);
+	if (!ci->failed) {
+		depth = ix_cu_holds(ci, vaddr) ? ix_descend(ci, vaddr, path) : 0;
+	} else {
+		depth = dwarf_haspc(&cu, vaddr) > 0 ? descend(&cu, vaddr, dies, 1, 0) : 0;
+		for (int i = 1; i < depth; i++)
+			path[i] = (struct step){dwarf_tag(&dies[i]), &dies[i]};
+	}
 	/* The innermost function-like scope names frame 0; outside any, the symbol table. */
 	for (int i = depth - 1; i > 0 && !fr[0].function; i--)
-		if (is_function(dwarf_tag(&path[i])))
-			fr[0].function = die_name(&path[i]) ?: "??";
+		if (is_function(path[i].tag))
+			fr[0].function = die_name(path[i].die) ?: "??";
 	if (!fr[0].function) {
 		/* In a CU but in none of its functions: addr2line names the symbol. */
 		if (!line)
@@ -693,7 +1151,7 @@ static int lookup(struct sym_dso *d, struct dso_dwarf *dw, uint64_t file_offset,
 		struct sym_frame *f;
 		Dwarf_Word val;
 
-		if (dwarf_tag(&path[i]) != DW_TAG_inlined_subroutine)
+		if (path[i].tag != DW_TAG_inlined_subroutine)
 			continue;
 		if (n == DW_MAX_FRAMES)
 			n--; /* keep the physical frame last: overwrite the outermost inline */
@@ -701,15 +1159,16 @@ static int lookup(struct sym_dso *d, struct dso_dwarf *dw, uint64_t file_offset,
 		memset(f, 0, sizeof(*f));
 		/* The function it was inlined into: the next function-like scope out. */
 		for (int j = i - 1; j > 0 && !f->function; j--)
-			if (is_function(dwarf_tag(&path[j])))
-				f->function = die_name(&path[j]) ?: "??";
+			if (is_function(path[j].tag))
+				f->function = die_name(path[j].die) ?: "??";
 		if (!f->function)
 			f->function = "??";
-		if (attr_udata(&path[i], DW_AT_call_file, &val) == 0)
-			f->file = full_path(dw, &cu, dwarf_filesrc(files, val, NULL, NULL));
-		if (attr_udata(&path[i], DW_AT_call_line, &val) == 0 && val <= INT_MAX)
+		if (attr_udata(path[i].die, DW_AT_call_file, &val) == 0)
+			f->file =
+				full_path(dw, ci->comp_dir, dwarf_filesrc(files, val, NULL, NULL));
+		if (attr_udata(path[i].die, DW_AT_call_line, &val) == 0 && val <= INT_MAX)
 			f->line = (int)val;
-		if (attr_udata(&path[i], DW_AT_call_column, &val) == 0 && val <= INT_MAX)
+		if (attr_udata(path[i].die, DW_AT_call_column, &val) == 0 && val <= INT_MAX)
 			f->column = (int)val;
 	}
 	return n;
