@@ -645,6 +645,7 @@ struct prof_collector *prof_collector__start(const struct prof_collector_opts *o
 	c->kernel_build_id = kernel_build_id();
 	c->dsos = sym_dsos__new();
 	sym_dsos__set_dwarf_budget(c->dsos, c->opts.dwarf_budget);
+	sym_dsos__set_idle_budget(c->dsos, c->opts.idle_budget);
 	c->demangler = sym_demangler__new(0);
 	c->vdso = sym_vdso__load_self();
 	c->procs = prof_procs__new(c->dsos);

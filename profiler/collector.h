@@ -32,6 +32,8 @@ struct prof_collector_opts {
 	uint32_t max_stacks; /* entries per stacks map, 0 = default */
 	uint32_t max_counts; /* entries per counts map, 0 = default */
 	uint64_t dwarf_budget; /* bytes libdw sessions may take (sym_dsos__set_dwarf_budget) */
+	uint64_t idle_budget; /* bytes for files no process maps anymore (sym_dsos__set_idle_budget)
+			       */
 };
 
 struct prof_collector_stats {

@@ -105,6 +105,9 @@ static const char usage_agent[] =
 	"      --dwarf-memory MB         memory for DWARF (file:line, inlined frames),\n"
 	"                                default 16 (libc's debug info needs about 30);\n"
 	"                                files that do not fit keep symbol names; 0 = off\n"
+	"      --symbol-cache MB         memory kept for the symbols of files no process\n"
+	"                                maps any more, least recently used out first\n"
+	"                                (default 16)\n"
 	"      --max-stacks N            distinct stacks kept between drains (default: CPUs\n"
 	"                                x HZ x 5 s / 2, from 4096 to 65536)\n"
 	"      --max-counts N            distinct (thread, stack) pairs between drains\n"
@@ -128,7 +131,7 @@ static int parse_uint(const char *s, unsigned long min, unsigned long max, unsig
 	return 0;
 }
 
-/* --dwarf-memory MB */
+/* --dwarf-memory MB, --symbol-cache MB */
 static int parse_dwarf_memory(const char *s, uint64_t *bytes)
 {
 	unsigned long v;
@@ -282,7 +285,8 @@ static int cmd_record(int argc, char **argv)
 		{"help", no_argument, NULL, 'h'},
 		{},
 	};
-	struct prof_collector_opts co = {.freq = 99, .dwarf_budget = 1024ULL << 20};
+	struct prof_collector_opts co = {
+		.freq = 99, .dwarf_budget = 1024ULL << 20, .idle_budget = UINT64_MAX};
 	const char *output = DEFAULT_OUTPUT, *format = NULL;
 	unsigned long duration = 10, v;
 	struct prof_collector_stats st;
@@ -524,11 +528,13 @@ static int cmd_agent(int argc, char **argv)
 		{"max-stacks", required_argument, NULL, 'S'},
 		{"max-counts", required_argument, NULL, 'C'},
 		{"dwarf-memory", required_argument, NULL, 'M'},
+		{"symbol-cache", required_argument, NULL, 'Y'},
 		{"verbose", no_argument, NULL, 'v'},
 		{"help", no_argument, NULL, 'h'},
 		{},
 	};
-	struct prof_collector_opts co = {.freq = 99, .dwarf_budget = 16ULL << 20};
+	struct prof_collector_opts co = {
+		.freq = 99, .dwarf_budget = 16ULL << 20, .idle_budget = 16ULL << 20};
 	const char *address = "127.0.0.1:7071";
 	struct sockaddr_storage ss;
 	unsigned int sslen;
@@ -561,6 +567,10 @@ static int cmd_agent(int argc, char **argv)
 		case 'M':
 			if (parse_dwarf_memory(optarg, &co.dwarf_budget))
 				return bad_option("agent", "--dwarf-memory in MB", optarg);
+			break;
+		case 'Y':
+			if (parse_dwarf_memory(optarg, &co.idle_budget))
+				return bad_option("agent", "--symbol-cache in MB", optarg);
 			break;
 		case 'v':
 			log_level++;

@@ -109,6 +109,7 @@ struct sym_dso {
 	struct sym_dso *next_bid; /* chain in by_bid: cached dsos with a build-id */
 	struct sym_dso *idle_prev, *idle_next;
 	bool idle;
+	uint64_t idle_charge; /* dso_bytes() when it went idle, in sym_dsos.idle_bytes */
 };
 
 struct sym_dsos {
@@ -119,6 +120,8 @@ struct sym_dsos {
 	/* refcount 0, oldest first */
 	struct sym_dso *idle_head, *idle_tail;
 	size_t nidle;
+	uint64_t idle_bytes; /* memory held by idle dsos (see dso_bytes) */
+	uint64_t idle_budget; /* bound on idle_bytes (sym_dsos__set_idle_budget) */
 	struct sym_stats st;
 	/* owned: where separate debug files are looked for; NULL = the default */
 	char **debug_roots;
@@ -215,10 +218,13 @@ static struct sym_dso *find_by_bid(const struct sym_dsos *c, const char *bid)
 	return d;
 }
 
+static uint64_t dso_bytes(const struct sym_dso *d);
+
 static void idle_unlink(struct sym_dsos *c, struct sym_dso *d)
 {
 	if (!d->idle)
 		return;
+	c->idle_bytes -= d->idle_charge;
 	if (d->idle_prev)
 		d->idle_prev->idle_next = d->idle_next;
 	else
@@ -243,6 +249,9 @@ static void idle_append(struct sym_dsos *c, struct sym_dso *d)
 	c->idle_tail = d;
 	d->idle = true;
 	c->nidle++;
+	/* What it holds cannot change while idle: nobody has a reference to look up with. */
+	d->idle_charge = dso_bytes(d);
+	c->idle_bytes += d->idle_charge;
 }
 
 /* ---- dso lifetime -------------------------------------------------------- */
@@ -250,6 +259,14 @@ static void idle_append(struct sym_dsos *c, struct sym_dso *d)
 static size_t syms_bytes(const struct sym_dso *d)
 {
 	return d->nsyms * sizeof(*d->syms) + d->names_len;
+}
+
+/* Memory a dso holds: its symbol table and the estimate of its DWARF session. */
+static uint64_t dso_bytes(const struct sym_dso *d)
+{
+	uint64_t b = d->state == DSO_SYMS_LOADED ? syms_bytes(d) : 0;
+
+	return b + dso_dwarf__bytes(d->dwarf);
 }
 
 /* Frees @d; when it is still in a cache, removes it from there first. */
@@ -312,7 +329,14 @@ void sym_dso__put(struct sym_dso *d)
 	 * each of them.
 	 */
 	idle_append(c, d);
-	while (c->nidle > DSO_IDLE_MAX)
+	while (c->nidle > DSO_IDLE_MAX || (c->nidle && c->idle_bytes > c->idle_budget))
+		dso_destroy(c->idle_head);
+}
+
+void sym_dsos__set_idle_budget(struct sym_dsos *c, uint64_t bytes)
+{
+	c->idle_budget = bytes;
+	while (c->nidle && c->idle_bytes > c->idle_budget)
 		dso_destroy(c->idle_head);
 }
 
@@ -995,6 +1019,7 @@ struct sym_dsos *sym_dsos__new(void)
 	c->by_file = xcalloc(c->nbuckets, sizeof(*c->by_file));
 	c->by_bid = xcalloc(c->nbuckets, sizeof(*c->by_bid));
 	c->dwarf_budget = UINT64_MAX;
+	c->idle_budget = UINT64_MAX;
 	return c;
 }
 

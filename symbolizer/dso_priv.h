@@ -45,6 +45,9 @@ bool dso__dwarf_reserve(struct sym_dso *d, uint64_t bytes);
  */
 Elf *dso_dwarf__debug_elf(struct sym_dso *d, uint64_t *size);
 
+/* The budget bytes a DWARF session holds (its estimate); 0 for NULL or none. */
+uint64_t dso_dwarf__bytes(const struct dso_dwarf *dw);
+
 /* Frees a DWARF session and uncounts it from @st (may be NULL). NULL @dw is a no-op. */
 void dso_dwarf__free(struct dso_dwarf *dw, struct sym_stats *st);
 

@@ -264,6 +264,11 @@ static void cu_index_free(struct cu_index *ci)
 	free(ci);
 }
 
+uint64_t dso_dwarf__bytes(const struct dso_dwarf *dw)
+{
+	return dw ? dw->reserved : 0;
+}
+
 void dso_dwarf__free(struct dso_dwarf *dw, struct sym_stats *st)
 {
 	if (!dw)

@@ -137,6 +137,14 @@ struct sym_stats {
 
 /* NULL with errno set only when libelf cannot be initialised. */
 struct sym_dsos *sym_dsos__new(void);
+/*
+ * Bounds the memory of idle dsos (no reference left: every process that
+ * mapped the file is gone), counting their symbol tables and the estimate of
+ * their DWARF sessions; the least recently released go first. Also at most
+ * 64 idle dsos. Default: no byte bound.
+ */
+void sym_dsos__set_idle_budget(struct sym_dsos *c, uint64_t bytes);
+
 /* Frees the cache; every dso must have been put already. NULL is a no-op. */
 void sym_dsos__free(struct sym_dsos *c);
 
