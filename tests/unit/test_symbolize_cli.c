@@ -24,7 +24,8 @@ static void pick_addrs(const char *symsrc, int step, int max, struct strbuf *out
 	int n = 0;
 
 	cr_assert_eq(test_run(argv, &nm, NULL, 30000), 0, "nm %s", symsrc);
-	for (line = strtok_r(nm.buf, "\n", &save); line && n < max; line = strtok_r(NULL, "\n", &save)) {
+	for (line = strtok_r(nm.buf, "\n", &save); line && n < max;
+	     line = strtok_r(NULL, "\n", &save)) {
 		unsigned long long a, s;
 		char t;
 
@@ -46,8 +47,8 @@ static void run_with_input(char *const argv[], const struct strbuf *in, struct s
 	cr_assert_geq(fd, 0);
 	cr_assert_eq(write(fd, in->buf, in->len), (ssize_t)in->len);
 	close(fd);
-	snprintf(cmd, sizeof(cmd), "'%s' %s %s %s %s %s < '%s'", argv[0], argv[1], argv[2],
-		 argv[3], argv[4], argv[5] ? argv[5] : "", path);
+	snprintf(cmd, sizeof(cmd), "'%s' %s %s %s %s %s < '%s'", argv[0], argv[1], argv[2], argv[3],
+		 argv[4], argv[5] ? argv[5] : "", path);
 	cr_assert_eq(test_run(sh, out, NULL, 120000), 0, "%s failed", argv[0]);
 	unlink(path);
 }
@@ -99,7 +100,8 @@ static void compare(const char *file, const char *symsrc, int step, int max)
 	}
 	cr_log_info("%s: %ld of %ld output lines agree", file, same, lines);
 	cr_expect(a == NULL && b == NULL, "%s: the outputs have different lengths", file);
-	cr_expect_geq(same * 1000, lines * 995, "%s: only %ld of %ld lines agree", file, same, lines);
+	cr_expect_geq(same * 1000, lines * 995, "%s: only %ld of %ld lines agree", file, same,
+		      lines);
 	strbuf_release(&addrs);
 	strbuf_release(&ours);
 	strbuf_release(&theirs);
@@ -118,10 +120,12 @@ Test(symbolize_cli, agrees_with_eu_addr2line_on_fixture)
 Test(symbolize_cli, agrees_with_eu_addr2line_on_libc)
 {
 	const char *libc = "/usr/lib/x86_64-linux-gnu/libc.so.6";
-	char *argv[] = {"/bin/sh", "-c",
-			"id=$(readelf -n /usr/lib/x86_64-linux-gnu/libc.so.6 | sed -n 's/.*Build ID: //p');"
-			" echo /usr/lib/debug/.build-id/$(echo $id | cut -c1-2)/$(echo $id | cut -c3-).debug",
-			NULL};
+	char *argv[] = {
+		"/bin/sh", "-c",
+		"id=$(readelf -n /usr/lib/x86_64-linux-gnu/libc.so.6 | sed -n 's/.*Build ID: //p');"
+		" echo /usr/lib/debug/.build-id/$(echo $id | cut -c1-2)/$(echo $id | cut "
+		"-c3-).debug",
+		NULL};
 	struct strbuf dbg = STRBUF_INIT;
 
 	if (access("/usr/bin/eu-addr2line", X_OK) || access(libc, R_OK))
