@@ -323,7 +323,9 @@ static uint32_t add_user_frames(struct prof_collector *c, uint32_t n,
 		/* Code without a file: a JIT's perf map, or the vDSO. */
 		if (!name && v->kind == PROF_VMA_ANON && as->perfmap)
 			name = sym_perfmap__lookup(as->perfmap, look, NULL);
-		if (!name && v->kind == PROF_VMA_VDSO && c->vdso)
+		/* Only our own image: a 32-bit process maps another, of another size. */
+		if (!name && v->kind == PROF_VMA_VDSO && c->vdso &&
+		    v->end - v->start == ((sym_vdso__size(c->vdso) + 4095) & ~4095ULL))
 			name = sym_vdso__resolve(c->vdso, look - v->start, NULL);
 		if (name) {
 			m->has_functions = true;
@@ -495,6 +497,9 @@ static void drain(struct prof_collector *c, bool final)
 	c->ts.drains++;
 	if (n < 0)
 		c->ts.drain_errors++;
+	else
+		c->ts.map_counts_used = (uint32_t)n;
+	c->ts.map_stacks_used = prof_sampler__last_stacks(c->sampler);
 	pthread_mutex_lock(&c->lock);
 	for (struct prof_window *w = c->windows; w; w = w->next) {
 		if (w->done)
@@ -662,6 +667,7 @@ struct prof_collector *prof_collector__start(const struct prof_collector_opts *o
 		goto fail;
 	}
 	c->ts.ncpus = prof_sampler__ncpus(c->sampler);
+	prof_sampler__capacity(c->sampler, &c->ts.map_stacks_cap, &c->ts.map_counts_cap);
 	c->ts.freq = c->opts.freq;
 
 	c->epfd = epoll_create1(EPOLL_CLOEXEC);

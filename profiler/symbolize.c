@@ -20,10 +20,12 @@
 #include <gelf.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <libelf.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "../common/util.h"
@@ -63,13 +65,19 @@ struct loads {
 static int read_loads(const char *path, struct loads *out)
 {
 	Elf *elf = NULL;
+	struct stat st = {0};
 	size_t phnum;
 	int fd, err = 0;
 
 	elf_version(EV_CURRENT);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	/* O_NONBLOCK: a FIFO given as FILE must not hang us; only regular files are read. */
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 	if (fd < 0)
 		return -errno;
+	if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
+		close(fd);
+		return S_ISDIR(st.st_mode) ? -EISDIR : -EINVAL;
+	}
 	elf = elf_begin(fd, ELF_C_READ_MMAP, NULL);
 	if (!elf || elf_kind(elf) != ELF_K_ELF || elf_getphdrnum(elf, &phnum)) {
 		err = -ENOEXEC;
@@ -103,6 +111,7 @@ static int vaddr_to_offset(const struct loads *l, uint64_t vaddr, uint64_t *off)
 
 struct sym_ctx {
 	struct sym_dsos *dsos;
+	struct sym_vdso *vdso; /* -p: [vdso] addresses */
 	struct sym_demangler *dm;
 	bool addresses, functions, inlines, demangle;
 	/* -e */
@@ -148,6 +157,19 @@ static void print_location(const char *file, int line)
 		printf("%s:0\n", file ? file : "??");
 }
 
+/* -p: the [vdso] symbol at @addr, or NULL. */
+static const char *vdso_name(struct sym_ctx *x, uint64_t addr)
+{
+	for (size_t i = 0; x->vdso && i < x->nmaps; i++) {
+		const struct sym_map_entry *m = &x->maps[i];
+
+		if (addr >= m->start && addr < m->end && !strcmp(m->path, "[vdso]") &&
+		    m->end - m->start == ((sym_vdso__size(x->vdso) + 4095) & ~4095ULL))
+			return sym_vdso__resolve(x->vdso, addr - m->start, NULL);
+	}
+	return NULL;
+}
+
 static void answer(struct sym_ctx *x, uint64_t addr)
 {
 	struct sym_frame fr[MAX_INLINE];
@@ -171,10 +193,14 @@ static void answer(struct sym_ctx *x, uint64_t addr)
 		}
 		return;
 	}
-	/* No DWARF here: the symbol table still names the function. */
-	if (x->functions)
-		printf("%s\n",
-		       d && sym_dso__resolve(d, off, &r, NULL) == 0 ? show_name(x, r.name) : "??");
+	/* No DWARF here: the symbol table (or the vDSO's) still names the function. */
+	if (x->functions) {
+		const char *name = d && sym_dso__resolve(d, off, &r, NULL) == 0 ? r.name : NULL;
+
+		if (!name && !d)
+			name = vdso_name(x, addr);
+		printf("%s\n", show_name(x, name));
+	}
 	printf("??:0\n");
 }
 
@@ -182,6 +208,8 @@ static int parse_addr(const char *s, uint64_t *out)
 {
 	char *end;
 
+	if (*s == '-' || *s == '+')
+		return -EINVAL; /* strtoull would wrap "-5" to 0xff...fb */
 	errno = 0;
 	*out = strtoull(s, &end, 16); /* addr2line: hex, with or without 0x */
 	return errno || end == s || (*end && *end != '\n' && *end != ' ') ? -EINVAL : 0;
@@ -210,13 +238,19 @@ int cmd_symbolize(int argc, char **argv)
 		case 'e':
 			exe = optarg;
 			break;
-		case 'p':
-			x.pid = atoi(optarg);
+		case 'p': {
+			char *end;
+			long v = strtol(optarg, &end, 10);
+
+			x.pid = *optarg >= '0' && *optarg <= '9' && !*end && v > 0 && v <= INT_MAX
+					? (int)v
+					: 0;
 			if (x.pid <= 0) {
 				fprintf(stderr, "bpfprof symbolize: invalid pid '%s'\n", optarg);
 				return 2;
 			}
 			break;
+		}
 		case 'a':
 			x.addresses = true;
 			break;
@@ -230,8 +264,12 @@ int cmd_symbolize(int argc, char **argv)
 			x.demangle = true;
 			break;
 		case 'D':
-			if (nroots < ARRAY_SIZE(roots))
-				roots[nroots++] = optarg;
+			if (nroots == ARRAY_SIZE(roots)) {
+				fprintf(stderr, "bpfprof symbolize: at most %zu --debug-root\n",
+					ARRAY_SIZE(roots));
+				return 2;
+			}
+			roots[nroots++] = optarg;
 			break;
 		case 'h':
 			fputs(usage, stdout);
@@ -267,6 +305,7 @@ int cmd_symbolize(int argc, char **argv)
 			goto out;
 		}
 		x.map_dsos = xcalloc(x.nmaps ? x.nmaps : 1, sizeof(*x.map_dsos));
+		x.vdso = sym_vdso__load_self();
 	}
 
 	ret = 0;
@@ -281,6 +320,7 @@ int cmd_symbolize(int argc, char **argv)
 				continue;
 			}
 			answer(&x, a);
+			sym_demangler__trim(x.dm);
 		}
 	} else {
 		char *line = NULL;
@@ -300,6 +340,7 @@ int cmd_symbolize(int argc, char **argv)
 					continue;
 				}
 				answer(&x, a);
+				sym_demangler__trim(x.dm); /* this answer is printed */
 			}
 			fflush(stdout);
 		}
@@ -312,6 +353,7 @@ out:
 	sym_procmaps__free(x.maps, x.nmaps);
 	free(x.loads.ph);
 	sym_dso__put(x.dso);
+	sym_vdso__free(x.vdso);
 	sym_demangler__free(x.dm);
 	sym_dsos__free(x.dsos);
 	return ret;

@@ -23,6 +23,9 @@ struct sym_demangler {
 	size_t count;
 	size_t max_entries;
 	uint64_t lookups, hits;
+	/* Past the hard bound: names demangled uncached, freed at the next trim. */
+	char **overflow;
+	size_t noverflow, overflow_cap;
 };
 
 static bool looks_mangled(const char *name)
@@ -45,6 +48,9 @@ struct sym_demangler *sym_demangler__new(size_t max_entries)
 
 static void clear(struct sym_demangler *d)
 {
+	for (size_t i = 0; i < d->noverflow; i++)
+		free(d->overflow[i]);
+	d->noverflow = 0;
 	for (size_t i = 0; i < d->nslots; i++) {
 		free(d->slots[i].mangled);
 		free(d->slots[i].demangled);
@@ -58,6 +64,7 @@ void sym_demangler__free(struct sym_demangler *d)
 	if (!d)
 		return;
 	clear(d);
+	free(d->overflow);
 	free(d->slots);
 	free(d);
 }
@@ -78,9 +85,20 @@ const char *sym_demangle(struct sym_demangler *d, const char *name)
 		}
 		i = (i + 1) & mask;
 	}
-	/* Above twice the bound (a trim is overdue): demangle without caching. */
-	if (d->count >= 2 * d->max_entries - 1)
-		return name;
+	/*
+	 * Above twice the bound (a batch with very many C++ names): demangle
+	 * anyway, and keep the result only until the next trim, as promised.
+	 */
+	if (d->count >= 2 * d->max_entries - 1) {
+		char *dm = cplus_demangle(name, DMGL_PARAMS | DMGL_ANSI | DMGL_AUTO);
+
+		if (!dm)
+			return name;
+		xgrow((void **)&d->overflow, &d->overflow_cap, d->noverflow + 1,
+		      sizeof(*d->overflow));
+		d->overflow[d->noverflow++] = dm;
+		return dm;
+	}
 	d->slots[i].mangled = xstrdup(name);
 	d->slots[i].demangled = cplus_demangle(name, DMGL_PARAMS | DMGL_ANSI | DMGL_AUTO);
 	d->count++;
@@ -89,7 +107,7 @@ const char *sym_demangle(struct sym_demangler *d, const char *name)
 
 void sym_demangler__trim(struct sym_demangler *d)
 {
-	if (d->count > d->max_entries)
+	if (d->count > d->max_entries || d->noverflow)
 		clear(d);
 }
 

@@ -40,6 +40,9 @@
 
 /* Dsos nobody references that stay cached, least recently used evicted first. */
 #define DSO_IDLE_MAX 64
+#ifndef MIN
+#define MIN(a, b) ((a) < (b) ? (a) : (b))
+#endif
 /* Nested or overlapping sized symbols: how many lower ones a lookup also tries. */
 #define DSO_NESTED_MAX 4
 /* Build-ids are 8 to 20 bytes in practice (--build-id=sha1 is 20). */
@@ -384,13 +387,30 @@ struct sym_stats *dso__stats(struct sym_dso *d)
 	return d->owner ? &d->owner->st : NULL;
 }
 
+/* The oldest idle dso that holds a DWARF session, or NULL. */
+static struct sym_dso *idle_with_dwarf(const struct sym_dsos *c, const struct sym_dso * not )
+{
+	for (struct sym_dso *d = c->idle_head; d; d = d->idle_next)
+		if (d != not &&dso_dwarf__bytes(d->dwarf))
+			return d;
+	return NULL;
+}
+
 bool dso__dwarf_reserve(struct sym_dso *d, uint64_t bytes)
 {
 	struct sym_dsos *c = d->owner;
+	struct sym_dso *victim;
 
 	if (!c)
 		return false;
-	if (c->st.dwarf_bytes + bytes > c->dwarf_budget) {
+	/*
+	 * Files no process maps any more make room first, oldest first: an
+	 * idle dso has no reference, so none of its strings is in use.
+	 */
+	while (bytes > c->dwarf_budget - MIN(c->st.dwarf_bytes, c->dwarf_budget) &&
+	       (victim = idle_with_dwarf(c, d)))
+		dso_destroy(victim);
+	if (bytes > c->dwarf_budget - MIN(c->st.dwarf_bytes, c->dwarf_budget)) {
 		c->st.dwarf_over_budget++;
 		return false;
 	}
@@ -398,9 +418,27 @@ bool dso__dwarf_reserve(struct sym_dso *d, uint64_t bytes)
 	return true;
 }
 
+void dso_dwarf__released(struct sym_stats *st, uint64_t bytes)
+{
+	st->dwarf_bytes -= MIN(bytes, st->dwarf_bytes);
+	st->dwarf_releases++;
+}
+
+void dso__dwarf_release(struct sym_dso *d, uint64_t bytes)
+{
+	if (d->owner)
+		dso_dwarf__released(&d->owner->st, bytes);
+}
+
+uint64_t dso__dwarf_releases(const struct sym_dso *d)
+{
+	return d->owner ? d->owner->st.dwarf_releases : 0;
+}
+
 void sym_dsos__set_dwarf_budget(struct sym_dsos *c, uint64_t bytes)
 {
 	c->dwarf_budget = bytes;
+	c->st.dwarf_releases++; /* files refused before may fit now */
 }
 
 /* ---- ELF header, segments and build-id ------------------------------------ */

@@ -37,6 +37,12 @@ struct sym_stats *dso__stats(struct sym_dso *d);
  * not fit. dso_dwarf__free() gives them back through the stats.
  */
 bool dso__dwarf_reserve(struct sym_dso *d, uint64_t bytes);
+/* Gives back @bytes reserved for @d's session (a session that failed to open). */
+void dso__dwarf_release(struct sym_dso *d, uint64_t bytes);
+/* How many times budget bytes were given back: a refused session may try again. */
+uint64_t dso__dwarf_releases(const struct sym_dso *d);
+/* Accounts @bytes given back to @st (the owning cache's stats). */
+void dso_dwarf__released(struct sym_stats *st, uint64_t bytes);
 
 /*
  * The separate debug file of @d (found as for DWARF, but without starting a

@@ -151,6 +151,7 @@ struct dso_dwarf {
 	bool session_tried;
 	int err; /* 0 when dw is usable, else -ENODATA, or -ENOBUFS over budget */
 	uint64_t reserved; /* budget bytes taken for the session */
+	uint64_t refused_at; /* dso__dwarf_releases() when the budget refused us */
 	Dwarf *dw;
 	bool has_lines; /* a non-empty .debug_line */
 
@@ -275,8 +276,8 @@ void dso_dwarf__free(struct dso_dwarf *dw, struct sym_stats *st)
 		return;
 	if (st && dw->dw)
 		st->dwarf_loaded--;
-	if (st)
-		st->dwarf_bytes -= dw->reserved;
+	if (st && dw->reserved)
+		dso_dwarf__released(st, dw->reserved);
 	if (dw->nix)
 		pr_debug("DWARF %s: scope indexes of %zu CUs, %zu bytes (session estimate %" PRIu64
 			 " bytes)",
@@ -520,7 +521,8 @@ static uint64_t session_cost(Elf *elf)
 		else
 			sum += sh.sh_size;
 	}
-	return 3 * sum;
+	/* Saturating: a crafted ch_size must not wrap into a small cost. */
+	return sum > UINT64_MAX / 3 ? UINT64_MAX : 3 * sum;
 }
 
 /* The dso's DWARF state with the libdw session open if possible; dw->err says. */
@@ -531,7 +533,11 @@ static struct dso_dwarf *dwarf_get(struct sym_dso *d)
 	struct sym_stats *st = dso__stats(d);
 	const char *from = dw->debug_path ? dw->debug_path : "the file itself";
 
-	if (dw->session_tried)
+	/*
+	 * Refused for the budget: try again once memory was given back (a file
+	 * freed, an idle session evicted), not forever.
+	 */
+	if (dw->session_tried && !(dw->err == -ENOBUFS && dso__dwarf_releases(d) != dw->refused_at))
 		return dw;
 	dw->session_tried = true;
 	if (!dw->elf) {
@@ -541,16 +547,20 @@ static struct dso_dwarf *dwarf_get(struct sym_dso *d)
 	cost = session_cost(dw->elf);
 	if (!dso__dwarf_reserve(d, cost)) {
 		dw->err = -ENOBUFS;
+		dw->refused_at = dso__dwarf_releases(d);
 		pr_debug("dso '%s': DWARF session (about %" PRIu64 " MB) over the budget",
 			 sym_dso__path(d), cost >> 20);
 		return dw;
 	}
-	dw->reserved = cost;
 	dw->dw = dwarf_begin_elf(dw->elf, DWARF_C_READ, NULL);
 	if (!dw->dw) {
+		/* Nothing is held: give the budget back at once. */
+		dso__dwarf_release(d, cost);
+		dw->err = -ENODATA;
 		pr_debug("dso '%s': bad DWARF in %s: %s", sym_dso__path(d), from, dwarf_errmsg(-1));
 		return dw;
 	}
+	dw->reserved = cost;
 	dw->err = 0;
 	dw->has_lines =
 		find_section(dw->elf, ".debug_line") || find_section(dw->elf, ".zdebug_line");

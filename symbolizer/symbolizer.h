@@ -127,6 +127,7 @@ struct sym_stats {
 	uint64_t dwarf_errors; /* lookups that met broken DWARF (counted, then -ENOENT) */
 	uint64_t dwarf_bytes; /* estimated heap of the open libdw sessions */
 	uint64_t dwarf_over_budget; /* sessions not opened: they did not fit the budget */
+	uint64_t dwarf_releases; /* sessions (or reservations) that gave budget back */
 };
 
 /*

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 /* The symbolizer's idle-dso cache: bounded by count and by bytes, LRU. */
 #include <criterion/criterion.h>
+#include <errno.h>
+#include <stdio.h>
 
 #include "../../symbolizer/symbolizer.h"
 #include "../common/testutil.h"
@@ -45,5 +47,63 @@ Test(dso_cache, idle_files_bounded_by_bytes_lru)
 	cr_expect_eq(st.dsos, 0);
 	cr_expect_eq(st.bytes, 0, "evicted files still counted: %llu bytes",
 		     (unsigned long long)st.bytes);
+	sym_dsos__free(c);
+}
+
+/* File offset of symbol @sym in @path (non-PIE or PIE alike: vaddr -> offset via readelf). */
+static int frames_at(struct sym_dso *d, const char *path, const char *sym)
+{
+	char cmd[512];
+	struct sym_frame fr[8];
+	unsigned long long addr = 0;
+	uint64_t off = 0;
+	FILE *f;
+
+	snprintf(cmd, sizeof(cmd), "nm '%s' | awk '$3 == \"%s\" {print $1}'", path, sym);
+	f = popen(cmd, "r");
+	cr_assert_not_null(f);
+	cr_assert_eq(fscanf(f, "%llx", &addr), 1, "no %s in %s", sym, path);
+	pclose(f);
+	/* The fixture is PIE with its text at vaddr == file offset (first PT_LOAD at 0). */
+	off = addr;
+	return sym_dso__frames(d, off, fr, 8);
+}
+
+Test(dso_cache, dwarf_budget_evicts_idle_sessions_and_retries)
+{
+	char a_path[256], b_path[256];
+	struct sym_dsos *c = sym_dsos__new();
+	struct sym_dso *a, *b;
+	struct sym_stats st;
+	uint64_t one;
+
+	test_build_path("fixtures/inlines", a_path, sizeof(a_path));
+	test_build_path("fixtures/inlines-dwarf4", b_path, sizeof(b_path));
+	a = sym_dsos__get_path(c, a_path);
+	cr_assert_not_null(a);
+	cr_assert_gt(frames_at(a, a_path, "hot_scale"), 0, "no DWARF frames in %s", a_path);
+	sym_dsos__stats(c, &st);
+	one = st.dwarf_bytes;
+	cr_assert_gt(one, 0);
+
+	/* Room for one session only. The idle one makes way for the live one. */
+	sym_dsos__set_dwarf_budget(c, one + one / 2);
+	sym_dso__put(a);
+	b = sym_dsos__get_path(c, b_path);
+	cr_assert_not_null(b);
+	cr_expect_gt(frames_at(b, b_path, "hot_scale"), 0, "the idle session was not evicted");
+	sym_dsos__stats(c, &st);
+	cr_expect_eq(st.dwarf_over_budget, 0);
+	cr_expect_leq(st.dwarf_bytes, one + one / 2);
+
+	/* No budget: refused; a larger one later: the same file retries and succeeds. */
+	sym_dso__put(b);
+	sym_dsos__set_idle_budget(c, 0); /* drop the idle ones, and their sessions */
+	sym_dsos__set_dwarf_budget(c, 0);
+	a = sym_dsos__get_path(c, a_path);
+	cr_expect_eq(frames_at(a, a_path, "hot_scale"), -ENOBUFS);
+	sym_dsos__set_dwarf_budget(c, UINT64_MAX);
+	cr_expect_gt(frames_at(a, a_path, "hot_scale"), 0, "a refused file never retried");
+	sym_dso__put(a);
 	sym_dsos__free(c);
 }
