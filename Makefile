@@ -49,7 +49,8 @@ E2E_SRCS := $(wildcard tests/e2e/*.c)
 TEST_COMMON_SRCS := $(wildcard tests/common/*.c)
 TEST_COMMON_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(TEST_COMMON_SRCS))
 
-.PHONY: all deps run test unit e2e bench install uninstall clean sanitize format lint fixtures
+.PHONY: all deps run test unit e2e bench install install-service uninstall clean sanitize format \
+	lint fixtures
 .DEFAULT_GOAL := all
 .SECONDARY:
 
@@ -246,8 +247,15 @@ bench: deps
 install: $(BUILD)/bpfprof
 	install -D -m 0755 $(BUILD)/bpfprof $(DESTDIR)$(PREFIX)/bin/bpfprof
 
+# The systemd unit (deploy/bpfprof.service) and the README it points to.
+install-service: install
+	install -D -m 0644 deploy/bpfprof.service $(DESTDIR)/etc/systemd/system/bpfprof.service
+	install -D -m 0644 README.md $(DESTDIR)$(PREFIX)/share/doc/bpfprof/README.md
+	@echo "now: sudo systemctl daemon-reload && sudo systemctl enable --now bpfprof"
+
 uninstall:
-	rm -f $(DESTDIR)$(PREFIX)/bin/bpfprof
+	rm -f $(DESTDIR)$(PREFIX)/bin/bpfprof $(DESTDIR)/etc/systemd/system/bpfprof.service
+	rm -rf $(DESTDIR)$(PREFIX)/share/doc/bpfprof
 
 clean:
 	rm -rf $(BUILD) build-asan $(FUZZ_BUILD)

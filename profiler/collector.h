@@ -47,6 +47,8 @@ struct prof_collector_stats {
 	uint64_t frames_unknown; /* ... that got no symbol ([unknown] or module+0xoff) */
 	uint64_t frames_dwarf; /* ... that got DWARF source lines (and inline frames) */
 	uint64_t drains;
+	uint32_t map_counts_used, map_stacks_used; /* entries the last drain found */
+	uint32_t map_counts_cap, map_stacks_cap; /* entries per map */
 	uint64_t drain_errors;
 	uint64_t windows; /* windows completed */
 	uint64_t kallsyms_symbols;

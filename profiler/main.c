@@ -42,7 +42,8 @@ static const char usage_main[] =
 	"Commands:\n"
 	"  record    profile for a while and write one file (pprof, folded or SVG)\n"
 	"  agent     run continuously and serve profiles over HTTP\n"
-	"  symbolize addresses to function, file:line and inline frames (addr2line-like)\n"
+	"  symbolize print function, file:line and inlined frames of addresses\n"
+	"            (addr2line-like)\n"
 	"  help      show this help, or `bpfprof help COMMAND`\n"
 	"  version   print the version\n"
 	"\n"
@@ -519,6 +520,135 @@ static void agent_status(void *ctx, struct strbuf *out)
 		    (unsigned long long)st.kallsyms_reloads);
 }
 
+/* One metric family: HELP and TYPE, then the sample (without labels). */
+static void metric(struct strbuf *out, const char *name, const char *type, const char *help,
+		   double value)
+{
+	strbuf_addf(out, "# HELP %s %s\n# TYPE %s %s\n%s %.15g\n", name, help, name, type, name,
+		    value);
+}
+
+static void metric_head(struct strbuf *out, const char *name, const char *type, const char *help)
+{
+	strbuf_addf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+/* The agent's CPU seconds (user + system) and resident bytes, from /proc/self. */
+static void self_usage(double *cpu_s, double *rss_bytes)
+{
+	struct strbuf sb = STRBUF_INIT;
+	unsigned long utime = 0, stime = 0;
+	long rss_pages = 0;
+	char *p;
+
+	*cpu_s = *rss_bytes = 0;
+	if (read_file("/proc/self/stat", &sb, 4096) == 0 && (p = strrchr(sb.buf, ')')) &&
+	    sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &utime, &stime) ==
+		    2)
+		*cpu_s = (double)(utime + stime) / (double)sysconf(_SC_CLK_TCK);
+	if (read_file("/proc/self/statm", &sb, 4096) == 0 &&
+	    sscanf(sb.buf, "%*s %ld", &rss_pages) == 1)
+		*rss_bytes = (double)rss_pages * (double)sysconf(_SC_PAGESIZE);
+	strbuf_release(&sb);
+}
+
+static void agent_metrics(void *ctx, struct strbuf *out)
+{
+	struct prof_collector_stats st;
+	const struct sym_stats *y = &st.sym;
+	double cpu, rss;
+
+	prof_collector__stats(ctx, &st);
+	self_usage(&cpu, &rss);
+	metric(out, "bpfprof_process_cpu_seconds_total", "counter",
+	       "CPU time of the agent process (user and system).", cpu);
+	metric(out, "bpfprof_process_resident_memory_bytes", "gauge",
+	       "Resident memory of the agent process.", rss);
+	metric(out, "bpfprof_sampling_frequency_hertz", "gauge", "Samples per second per CPU.",
+	       st.freq);
+	metric(out, "bpfprof_cpus_sampled", "gauge", "CPUs with a sampling perf event.", st.ncpus);
+	metric(out, "bpfprof_samples_total", "counter",
+	       "Samples counted by the BPF program (idle excluded).", st.bpf[PROF_STAT_SAMPLES]);
+	metric(out, "bpfprof_idle_samples_total", "counter",
+	       "Samples of the idle task, left out of profiles.", st.bpf[PROF_STAT_IDLE]);
+	metric_head(out, "bpfprof_samples_dropped_total", "counter",
+		    "Samples lost entirely, by reason.");
+	strbuf_addf(out, "bpfprof_samples_dropped_total{reason=\"counts_map_full\"} %llu\n",
+		    (unsigned long long)st.bpf[PROF_STAT_COUNTS_FULL]);
+	metric_head(out, "bpfprof_stack_failures_total", "counter",
+		    "Stacks that could not be captured or unwound, by stack and reason (the "
+		    "sample is kept with a [... stack lost] frame, or [truncated]).");
+	strbuf_addf(
+		out,
+		"bpfprof_stack_failures_total{stack=\"kernel\",reason=\"capture_failed\"} %llu\n"
+		"bpfprof_stack_failures_total{stack=\"user\",reason=\"capture_failed\"} %llu\n"
+		"bpfprof_stack_failures_total{stack=\"any\",reason=\"stacks_map_full\"} %llu\n"
+		"bpfprof_stack_failures_total{stack=\"any\",reason=\"truncated\"} %llu\n",
+		(unsigned long long)st.bpf[PROF_STAT_KSTACK_FAIL],
+		(unsigned long long)st.bpf[PROF_STAT_USTACK_FAIL],
+		(unsigned long long)st.bpf[PROF_STAT_STACK_FULL],
+		(unsigned long long)st.bpf[PROF_STAT_STACK_TRUNCATED]);
+	metric(out, "bpfprof_process_events_lost_total", "counter",
+	       "Process events (new pid, exec, exit) lost to a full ring buffer.",
+	       st.bpf[PROF_STAT_EVENTS_LOST]);
+	metric(out, "bpfprof_leaf_caller_fixups_total", "counter",
+	       "Samples whose caller a frame-pointer walk skipped, restored from the CFI.",
+	       st.leaf_fixups);
+	metric_head(out, "bpfprof_map_entries", "gauge",
+		    "Entries the last drain found in the BPF maps, and their capacity.");
+	strbuf_addf(
+		out,
+		"bpfprof_map_entries{map=\"counts\"} %u\nbpfprof_map_entries{map=\"stacks\"} %u\n",
+		st.map_counts_used, st.map_stacks_used);
+	metric_head(out, "bpfprof_map_capacity", "gauge", "Entries per BPF map.");
+	strbuf_addf(out,
+		    "bpfprof_map_capacity{map=\"counts\"} %u\nbpfprof_map_capacity{map=\"stacks\"} "
+		    "%u\n",
+		    st.map_counts_cap, st.map_stacks_cap);
+	metric_head(out, "bpfprof_frames_total", "counter", "Frames symbolized, by outcome.");
+	strbuf_addf(out,
+		    "bpfprof_frames_total{result=\"dwarf\"} %llu\n"
+		    "bpfprof_frames_total{result=\"symbol\"} %llu\n"
+		    "bpfprof_frames_total{result=\"unknown\"} %llu\n",
+		    (unsigned long long)st.frames_dwarf,
+		    (unsigned long long)(st.frames - st.frames_dwarf - st.frames_unknown),
+		    (unsigned long long)st.frames_unknown);
+	metric(out, "bpfprof_drains_total", "counter", "Drains of the kernel maps.", st.drains);
+	metric(out, "bpfprof_address_spaces", "gauge", "Process address spaces tracked.",
+	       st.procs.aspaces);
+	metric_head(out, "bpfprof_symbol_cache_files", "gauge",
+		    "ELF files in the symbolizer's cache, and those with a symbol table loaded.");
+	strbuf_addf(out,
+		    "bpfprof_symbol_cache_files{state=\"cached\"} %llu\n"
+		    "bpfprof_symbol_cache_files{state=\"loaded\"} %llu\n"
+		    "bpfprof_symbol_cache_files{state=\"dwarf\"} %llu\n",
+		    (unsigned long long)y->dsos, (unsigned long long)y->dsos_loaded,
+		    (unsigned long long)y->dwarf_loaded);
+	metric_head(out, "bpfprof_symbol_cache_bytes", "gauge",
+		    "Memory held by symbol tables and (estimated) DWARF sessions.");
+	strbuf_addf(out,
+		    "bpfprof_symbol_cache_bytes{kind=\"symtab\"} %llu\n"
+		    "bpfprof_symbol_cache_bytes{kind=\"dwarf\"} %llu\n",
+		    (unsigned long long)y->bytes, (unsigned long long)y->dwarf_bytes);
+	metric_head(out, "bpfprof_symbol_lookups_total", "counter",
+		    "Symbolizer lookups and hits (hit rate = hits / lookups), by source.");
+	strbuf_addf(out,
+		    "bpfprof_symbol_lookups_total{source=\"symtab\"} %llu\n"
+		    "bpfprof_symbol_lookups_total{source=\"dwarf\"} %llu\n",
+		    (unsigned long long)y->lookups, (unsigned long long)y->dwarf_lookups);
+	metric_head(out, "bpfprof_symbol_hits_total", "counter",
+		    "Symbolizer lookups that found a name, by source.");
+	strbuf_addf(out,
+		    "bpfprof_symbol_hits_total{source=\"symtab\"} %llu\n"
+		    "bpfprof_symbol_hits_total{source=\"dwarf\"} %llu\n",
+		    (unsigned long long)y->hits, (unsigned long long)y->dwarf_hits);
+	metric(out, "bpfprof_dwarf_over_budget_total", "counter",
+	       "DWARF sessions not opened because they did not fit --dwarf-memory.",
+	       y->dwarf_over_budget);
+	metric(out, "bpfprof_kernel_symbols", "gauge", "Kernel text symbols loaded from kallsyms.",
+	       st.kallsyms_symbols);
+}
+
 static int cmd_agent(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -597,7 +727,8 @@ static int cmd_agent(int argc, char **argv)
 	if (!c)
 		return 1;
 	malloc_trim(0); /* libbpf's parsed kernel BTF is freed by now */
-	src = (struct srv_source){.window = agent_window, .status = agent_status, .ctx = c};
+	src = (struct srv_source){
+		.window = agent_window, .status = agent_status, .metrics = agent_metrics, .ctx = c};
 	srv = srv__start(address, &src);
 	if (!srv) {
 		pr_err("cannot listen on %s: %s", address, strerror(errno));

@@ -45,6 +45,7 @@ struct prof_sampler {
 	struct stack_ent *sidx; /* (hash, index) sorted by hash */
 	size_t nstacks, sicap;
 	int npossible;
+	uint32_t cap_stacks, cap_counts;
 };
 
 struct stack_ent {
@@ -249,6 +250,8 @@ struct prof_sampler *prof_sampler__open(const struct prof_sampler_opts *opts)
 		uint32_t ms = opts->max_stacks ? opts->max_stacks : def;
 		uint32_t mc = opts->max_counts ? opts->max_counts : def;
 
+		s->cap_stacks = ms;
+		s->cap_counts = mc;
 		bpf_map__set_max_entries(s->skel->maps.stacks0, ms);
 		bpf_map__set_max_entries(s->skel->maps.stacks1, ms);
 		bpf_map__set_max_entries(s->skel->maps.counts0, mc);
@@ -454,6 +457,17 @@ int prof_sampler__drain(struct prof_sampler *s, prof_sample_fn fn, void *ctx, ui
 		fn(ctx, &rs);
 	}
 	return (int)n;
+}
+
+void prof_sampler__capacity(const struct prof_sampler *s, uint32_t *stacks, uint32_t *counts)
+{
+	*stacks = s->cap_stacks;
+	*counts = s->cap_counts;
+}
+
+uint32_t prof_sampler__last_stacks(const struct prof_sampler *s)
+{
+	return (uint32_t)s->nstacks;
 }
 
 int prof_sampler__stats(struct prof_sampler *s, uint64_t out[PROF_STAT__COUNT])

@@ -73,6 +73,11 @@ typedef void (*prof_sample_fn)(void *ctx, const struct prof_raw_sample *s);
  */
 int prof_sampler__drain(struct prof_sampler *s, prof_sample_fn fn, void *ctx, uint64_t *flip_ns);
 
+/* Entries per stacks and counts map (each of the two sets). */
+void prof_sampler__capacity(const struct prof_sampler *s, uint32_t *stacks, uint32_t *counts);
+/* Stacks held by the set the last drain read (its count is drain()'s return value). */
+uint32_t prof_sampler__last_stacks(const struct prof_sampler *s);
+
 /* Sums the per-CPU counters of the BPF program (indexed by enum prof_stat). */
 int prof_sampler__stats(struct prof_sampler *s, uint64_t out[PROF_STAT__COUNT]);
 

@@ -87,6 +87,7 @@ static const char *const route_names[SRV_ROUTE__NR] = {
 	[SRV_ROUTE_FLAMEGRAPH] = "/flamegraph.svg",
 	[SRV_ROUTE_FOLDED] = "/folded",
 	[SRV_ROUTE_HEALTHZ] = "/healthz",
+	[SRV_ROUTE_METRICS] = "/metrics",
 	[SRV_ROUTE_OTHER] = "other",
 };
 
@@ -313,6 +314,7 @@ static const char root_html[] =
 	"<li><a href=\"/debug/pprof/\">/debug/pprof/</a>: pprof index (Parca, Pyroscope, "
 	"go tool pprof)</li>\n"
 	"<li><a href=\"/healthz\">/healthz</a>: health and counters</li>\n"
+	"<li><a href=\"/metrics\">/metrics</a>: the agent's own metrics (Prometheus)</li>\n"
 	"</ul>\n"
 	"</body></html>\n";
 
@@ -350,6 +352,40 @@ static void handle_healthz(struct srv *s, const struct route *rt, struct request
 	reply_text(rp, MHD_HTTP_OK, "ok\n");
 	if (s->src.status)
 		s->src.status(s->src.ctx, &rp->body);
+}
+
+/*
+ * Prometheus text format 0.0.4: the source's metrics, then ours. Counters
+ * of requests by route and status include this request's route only from
+ * the next scrape on (it is counted when answered).
+ */
+static void handle_metrics(struct srv *s, const struct route *rt, struct request *rq,
+			   struct reply *rp)
+{
+	struct srv_stats st;
+
+	(void)rt;
+	(void)rq;
+	rp->status = MHD_HTTP_OK;
+	rp->content_type = "text/plain; version=0.0.4; charset=utf-8";
+	if (s->src.metrics)
+		s->src.metrics(s->src.ctx, &rp->body);
+	srv__stats(s, &st);
+	strbuf_adds(&rp->body,
+		    "# HELP bpfprof_http_requests_total HTTP requests answered, by route "
+		    "and status code.\n# TYPE bpfprof_http_requests_total counter\n");
+	for (int r = 0; r < SRV_ROUTE__NR; r++)
+		for (int c = 0; c < SRV_STATUS__NR; c++)
+			if (st.requests[r][c])
+				strbuf_addf(&rp->body,
+					    "bpfprof_http_requests_total{route=\"%s\",code=\"%u\"} "
+					    "%llu\n",
+					    srv_route_name(r), srv_status_code(c),
+					    (unsigned long long)st.requests[r][c]);
+	strbuf_addf(&rp->body,
+		    "# HELP bpfprof_http_windows_open Profile requests being collected now.\n"
+		    "# TYPE bpfprof_http_windows_open gauge\nbpfprof_http_windows_open %llu\n",
+		    (unsigned long long)st.windows_open);
 }
 
 /* Finds the first "seconds" argument; MHD passes a NULL value for "?seconds" without '='. */
@@ -507,6 +543,7 @@ static const struct route routes[] = {
 	 PROF_FMT_SVG},
 	{"/folded", SRV_ROUTE_FOLDED, handle_profile, SRV_VIEW_DEFAULT_SECONDS, PROF_FMT_FOLDED},
 	{"/healthz", SRV_ROUTE_HEALTHZ, handle_healthz, 0, 0},
+	{"/metrics", SRV_ROUTE_METRICS, handle_metrics, 0, 0},
 };
 
 static enum MHD_Result access_handler(void *cls, struct MHD_Connection *conn, const char *url,

@@ -13,6 +13,7 @@
  *   GET /folded?seconds=N               folded stacks of the next N seconds (default 10)
  *   /flamegraph.svg and /folded also take lines=1: frames named "name (file.c:12)"
  *   GET /healthz                        "ok\n" and the source's status text
+ *   GET /metrics                        Prometheus text format (the source's and the server's)
  *   GET /                               HTML page linking the above
  * A bad parameter gets 400 with a one-line reason, an unknown path 404,
  * a method other than GET/HEAD 405 (with an Allow header). Every profile
@@ -53,6 +54,12 @@ struct srv_source {
 	 * and drop counters). May be NULL.
 	 */
 	void (*status)(void *ctx, struct strbuf *out);
+	/*
+	 * Appends the agent's metrics in the Prometheus text format (HELP and
+	 * TYPE lines, then samples) for /metrics; the server adds its own
+	 * request counters after them. May be NULL.
+	 */
+	void (*metrics)(void *ctx, struct strbuf *out);
 	void *ctx;
 };
 
@@ -96,6 +103,7 @@ enum srv_route {
 	SRV_ROUTE_FLAMEGRAPH, /* /flamegraph.svg */
 	SRV_ROUTE_FOLDED, /* /folded */
 	SRV_ROUTE_HEALTHZ, /* /healthz */
+	SRV_ROUTE_METRICS, /* /metrics */
 	SRV_ROUTE_OTHER, /* unknown paths (404) */
 	SRV_ROUTE__NR,
 };

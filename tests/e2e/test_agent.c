@@ -297,3 +297,129 @@ Test(agent, back_to_back_windows_all_get_samples, .init = start_agent, .fini = s
 		}
 	}
 }
+
+/* ---- /metrics against the Prometheus text format (0.0.4), strictly ---------- */
+
+static bool metric_name_ok(const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || c == ':' ||
+		      (i && c >= '0' && c <= '9')))
+			return false;
+	}
+	return n > 0;
+}
+
+/* Checks one sample line; its family must have been TYPEd. Returns NULL or the problem. */
+static const char *check_sample(const char *line, char typed[][128], int ntyped, char *family,
+				size_t flen)
+{
+	const char *p = line, *name_end;
+	char *end;
+
+	while (*p && *p != '{' && *p != ' ')
+		p++;
+	name_end = p;
+	if (!metric_name_ok(line, name_end - line))
+		return "bad metric name";
+	snprintf(family, flen, "%.*s", (int)(name_end - line), line);
+	if (*p == '{') {
+		p++;
+		while (*p != '}') {
+			const char *k = p;
+
+			while (*p && *p != '=')
+				p++;
+			if (!*p || !metric_name_ok(k, p - k) || p[1] != '"')
+				return "bad label";
+			p += 2;
+			while (*p && *p != '"') {
+				if (*p == '\\' && (p[1] == '"' || p[1] == '\\' || p[1] == 'n'))
+					p++;
+				else if (*p == '\\' || *p == '\n')
+					return "bad escape in label value";
+				p++;
+			}
+			if (*p != '"')
+				return "unterminated label value";
+			p++;
+			if (*p == ',')
+				p++;
+			else if (*p != '}')
+				return "bad label list";
+		}
+		p++;
+	}
+	if (*p != ' ')
+		return "no space before the value";
+	strtod(p + 1, &end);
+	if (end == p + 1 || (*end && *end != ' '))
+		return "bad value";
+	for (int i = 0; i < ntyped; i++)
+		if (!strcmp(typed[i], family))
+			return NULL;
+	return "sample without a TYPE line before it";
+}
+
+Test(agent, metrics_are_valid_prometheus_text, .init = start_agent, .fini = stop_agent,
+     .timeout = 60)
+{
+	struct test_http_response r;
+	char typed[256][128], seen[512][256], family[128];
+	int ntyped = 0, nseen = 0, nsamples = 0;
+	char *line, *save;
+	bool cpu = false, rss = false, http = false;
+
+	/* A request first, so that the HTTP counters have something to count. */
+	cr_assert_eq(test_http(agent_port, "GET", "/folded?seconds=1", &r, 20000), 0);
+	strbuf_release(&r.body);
+	cr_assert_eq(test_http(agent_port, "GET", "/metrics", &r, 10000), 0);
+	cr_assert_eq(r.status, 200);
+	cr_expect(!strncmp(r.content_type, "text/plain; version=0.0.4", 25), "%s", r.content_type);
+	cr_assert(r.body.len > 0 && r.body.buf[r.body.len - 1] == '\n', "no final newline");
+	for (line = strtok_r(r.body.buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		if (!strncmp(line, "# HELP ", 7))
+			continue;
+		if (!strncmp(line, "# TYPE ", 7)) {
+			char name[128], type[32];
+
+			cr_assert_eq(sscanf(line + 7, "%127s %31s", name, type), 2, "%s", line);
+			cr_expect(!strcmp(type, "counter") || !strcmp(type, "gauge"), "%s", line);
+			for (int i = 0; i < ntyped; i++)
+				cr_expect(strcmp(typed[i], name), "TYPE twice for %s", name);
+			if (!strcmp(type, "counter"))
+				cr_expect(strlen(name) > 6 &&
+						  !strcmp(name + strlen(name) - 6, "_total"),
+					  "counter %s does not end in _total", name);
+			cr_assert_lt(ntyped, 256);
+			snprintf(typed[ntyped++], sizeof(typed[0]), "%s", name);
+			continue;
+		}
+		cr_expect(line[0] != '#', "unknown comment: %s", line);
+		{
+			const char *why = check_sample(line, typed, ntyped, family, sizeof(family));
+			const char *sp = strrchr(line, ' ');
+
+			cr_expect_null(why, "%s: %s", why, line);
+			/* No series twice. */
+			for (int i = 0; i < nseen; i++)
+				cr_expect(strncmp(seen[i], line, sp - line) || seen[i][sp - line],
+					  "duplicate series %s", line);
+			if (nseen < 512)
+				snprintf(seen[nseen++], sizeof(seen[0]), "%.*s", (int)(sp - line),
+					 line);
+		}
+		nsamples++;
+		cpu |= !strcmp(family, "bpfprof_process_cpu_seconds_total");
+		rss |= !strcmp(family, "bpfprof_process_resident_memory_bytes");
+		http |= strstr(line,
+			       "bpfprof_http_requests_total{route=\"/folded\",code=\"200\"}") ==
+			line;
+	}
+	cr_expect_gt(nsamples, 20, "only %d samples", nsamples);
+	cr_expect(cpu && rss, "the agent's own CPU and RSS are missing");
+	cr_expect(http, "HTTP requests by route and status are missing");
+	strbuf_release(&r.body);
+}
