@@ -4,7 +4,8 @@
 #   sudo make run   install missing packages, build, start the agent on 127.0.0.1:7071
 #   sudo make test  install missing packages, build, run unit and end-to-end tests
 #   make bench      bpfprof against perf (overhead) and against llvm-symbolizer,
-#                   addr2line and eu-addr2line (symbolization), side by side (root)
+#                   addr2line and eu-addr2line (symbolization), side by side, and
+#                   the agent under process churn for 10 minutes (root)
 #   make install    install to $(PREFIX)/bin
 #   make sanitize   unit tests under ASan/UBSan
 #   make fuzz       libFuzzer on the symbolizer's file parsers (FUZZ_SECONDS=60)
@@ -22,7 +23,7 @@ PKG_CONFIG ?= pkg-config
 HTTP_ADDRESS ?= 127.0.0.1:7071
 
 ARCH := $(shell uname -m | sed -e 's/x86_64/x86/' -e 's/aarch64/arm64/')
-PKGS := libbpf libelf libdw libmicrohttpd libprotobuf-c zlib
+PKGS := libbpf libelf libdw libmicrohttpd libprotobuf-c zlib libzstd
 PKG_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null)
 
@@ -243,6 +244,7 @@ bench: deps
 	@$(MAKE) --no-print-directory $(BUILD)/bpfprof fixtures
 	@BPFPROF_BUILD=$(BUILD) bench/run.sh
 	@BPFPROF_BUILD=$(BUILD) bench/symbolize.sh
+	@BPFPROF_BUILD=$(BUILD) bench/agent.sh
 
 install: $(BUILD)/bpfprof
 	install -D -m 0755 $(BUILD)/bpfprof $(DESTDIR)$(PREFIX)/bin/bpfprof

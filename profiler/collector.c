@@ -68,6 +68,12 @@ struct prof_collector {
 	volatile sig_atomic_t stop_async;
 	struct prof_collector_stats stats; /* published copy of ts, under lock */
 
+	/* The current interval (opts.interval_ms), thread-private. */
+	struct prof_profile *ival;
+	uint64_t ival_end_ns; /* CLOCK_MONOTONIC end of the current interval */
+	uint64_t ival_start_ns; /* start of its first batch */
+	int64_t ival_start_wall;
+
 	/* Thread-private drain state. */
 	struct prof_collector_stats ts; /* counters, published into stats after each drain */
 	uint64_t last_flip_ns;
@@ -435,6 +441,45 @@ static void publish_stats(struct prof_collector *c)
 	pthread_mutex_unlock(&c->lock);
 }
 
+/* The next interval boundary after @mono_ns: a wall-clock multiple of the interval. */
+static uint64_t next_boundary(const struct prof_collector *c, uint64_t mono_ns)
+{
+	uint64_t iv = c->opts.interval_ms * 1000000ULL;
+	uint64_t wall = now_wall_ns() - (now_mono_ns() - mono_ns);
+
+	return mono_ns + (iv - wall % iv);
+}
+
+/*
+ * Adds the drained batch (covering [prev, flip]) to the current interval;
+ * hands the interval out when the flip reaches its end (or at the last
+ * drain).
+ */
+static void feed_interval(struct prof_collector *c, uint64_t prev, int64_t prev_wall,
+			  uint64_t flip_ns, bool final)
+{
+	if (!c->opts.interval_fn)
+		return;
+	if (c->batch->nsamples) {
+		if (!c->ival) {
+			c->ival = prof_profile__new(c->period_ns);
+			c->ival_start_ns = prev;
+			c->ival_start_wall = prev_wall;
+		}
+		prof_profile__merge(c->ival, c->batch);
+	}
+	if (flip_ns < c->ival_end_ns && !final)
+		return;
+	if (c->ival) {
+		c->ival->time_nanos = c->ival_start_wall;
+		c->ival->duration_nanos = (int64_t)(flip_ns - c->ival_start_ns);
+		c->opts.interval_fn(c->opts.interval_ctx, c->ival); /* it owns it now */
+		c->ival = NULL;
+		c->ts.intervals++;
+	}
+	c->ival_end_ns = next_boundary(c, flip_ns);
+}
+
 /* Re-reading /proc/kallsyms costs about 40 ms: at most this often. */
 #define KALLSYMS_RELOAD_NS (60ULL * 1000000000ULL)
 
@@ -520,6 +565,7 @@ static void drain(struct prof_collector *c, bool final)
 	pthread_cond_broadcast(&c->cond);
 	pthread_mutex_unlock(&c->lock);
 
+	feed_interval(c, prev, prev_wall, flip_ns, final);
 	prof_profile__free(c->batch);
 	c->batch = NULL;
 	prof_procs__gc(c->procs, flip_ns);
@@ -534,6 +580,8 @@ static int next_timeout_ms(struct prof_collector *c, uint64_t now)
 {
 	uint64_t due = c->last_flip_ns + (uint64_t)c->opts.drain_ms * 1000000ULL;
 
+	if (c->opts.interval_fn && c->ival_end_ns < due)
+		due = c->ival_end_ns;
 	pthread_mutex_lock(&c->lock);
 	if (c->cut_requested || c->stopping)
 		due = now;
@@ -691,6 +739,8 @@ struct prof_collector *prof_collector__start(const struct prof_collector_opts *o
 	}
 	c->last_flip_ns = now_mono_ns();
 	c->last_flip_wall = now_wall_ns();
+	if (c->opts.interval_fn)
+		c->ival_end_ns = next_boundary(c, c->last_flip_ns);
 	publish_stats(c);
 	err = -pthread_create(&c->thread, NULL, collector_main, c);
 	if (err) {
@@ -757,6 +807,7 @@ void prof_collector__free(struct prof_collector *c)
 		prof_profile__free(w->profile);
 		free(w);
 	}
+	prof_profile__free(c->ival);
 	prof_sampler__free(c->sampler);
 	prof_procs__free(c->procs);
 	sym_dsos__free(c->dsos);

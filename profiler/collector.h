@@ -23,6 +23,13 @@
 #include "profile.h"
 #include "proc.h"
 
+/*
+ * Receives every interval's profile, on the collector thread, and owns it
+ * (free it with prof_profile__free()). Intervals are back to back: every
+ * drained sample lands in exactly one. Empty intervals are not handed out.
+ */
+typedef void (*prof_interval_fn)(void *ctx, struct prof_profile *interval);
+
 struct prof_collector_opts {
 	unsigned int freq; /* Hz per CPU; 0 = 99 */
 	int pid; /* only this process; 0 = every process */
@@ -32,8 +39,11 @@ struct prof_collector_opts {
 	uint32_t max_stacks; /* entries per stacks map, 0 = default */
 	uint32_t max_counts; /* entries per counts map, 0 = default */
 	uint64_t dwarf_budget; /* bytes libdw sessions may take (sym_dsos__set_dwarf_budget) */
-	uint64_t idle_budget; /* bytes for files no process maps anymore (sym_dsos__set_idle_budget)
-			       */
+	/* bytes for files no process maps any more (sym_dsos__set_idle_budget) */
+	uint64_t idle_budget;
+	uint64_t interval_ms; /* 0 = no intervals; else boundaries at wall-clock multiples */
+	prof_interval_fn interval_fn; /* see prof_interval_fn */
+	void *interval_ctx;
 };
 
 struct prof_collector_stats {
@@ -47,6 +57,7 @@ struct prof_collector_stats {
 	uint64_t frames_unknown; /* ... that got no symbol ([unknown] or module+0xoff) */
 	uint64_t frames_dwarf; /* ... that got DWARF source lines (and inline frames) */
 	uint64_t drains;
+	uint64_t intervals; /* intervals handed to opts.interval_fn */
 	uint32_t map_counts_used, map_stacks_used; /* entries the last drain found */
 	uint32_t map_counts_cap, map_stacks_cap; /* entries per map */
 	uint64_t drain_errors;

@@ -26,6 +26,7 @@
 #include "collector.h"
 #include "encode.h"
 #include "sampler.h"
+#include "store.h"
 #include "symbolize.h"
 
 #define BPFPROF_VERSION "0.1.0"
@@ -106,6 +107,13 @@ static const char usage_agent[] =
 	"      --dwarf-memory MB         memory for DWARF (file:line, inlined frames),\n"
 	"                                default 16 (libc's debug info needs about 30);\n"
 	"                                files that do not fit keep symbol names; 0 = off\n"
+	"      --store DIR               local history (default /var/lib/bpfprof): every\n"
+	"                                interval, zstd-compressed, queried with start=/end=\n"
+	"      --no-store                keep no history\n"
+	"      --interval SECONDS        history resolution (default 10)\n"
+	"      --retention HOURS         how long history is kept (default 24)\n"
+	"      --store-max-mb MB         history size bound (default 1024); the oldest goes\n"
+	"                                first, and writing stops when the disk is nearly full\n"
 	"      --symbol-cache MB         memory kept for the symbols of files no process\n"
 	"                                maps any more, least recently used out first\n"
 	"                                (default 16)\n"
@@ -473,11 +481,6 @@ out:
 
 /* ---- agent -------------------------------------------------------------------- */
 
-static int agent_window(void *ctx, unsigned int seconds, struct prof_profile **out)
-{
-	return prof_collector__window(ctx, seconds, out);
-}
-
 static void agent_status(void *ctx, struct strbuf *out)
 {
 	struct prof_collector_stats st;
@@ -649,6 +652,68 @@ static void agent_metrics(void *ctx, struct strbuf *out)
 	       st.kallsyms_symbols);
 }
 
+/* The agent's state shared by its callbacks. */
+struct agent {
+	struct prof_collector *c;
+	struct prof_store *store; /* NULL with --no-store or when it could not open */
+};
+
+/* Every interval goes to the store (on the collector thread). */
+static void agent_interval(void *ctx, struct prof_profile *p)
+{
+	struct agent *a = ctx;
+	int err = a->store ? prof_store__append(a->store, p) : 0;
+
+	if (err && err != -ENOSPC) /* the store logs ENOSPC transitions itself */
+		pr_warn("store: appending an interval: %s", strerror(-err));
+	prof_profile__free(p);
+}
+
+static int agent_query(void *ctx, int64_t start_ns, int64_t end_ns, struct prof_profile **out)
+{
+	struct agent *a = ctx;
+
+	if (!a->store)
+		return -ENOTSUP;
+	return prof_store__query(a->store, start_ns, end_ns, NULL, out);
+}
+
+static int agent_window2(void *ctx, unsigned int seconds, struct prof_profile **out)
+{
+	return prof_collector__window(((struct agent *)ctx)->c, seconds, out);
+}
+
+static void agent_status2(void *ctx, struct strbuf *out)
+{
+	agent_status(((struct agent *)ctx)->c, out);
+}
+
+static void agent_metrics2(void *ctx, struct strbuf *out)
+{
+	struct agent *a = ctx;
+	struct prof_store_stats ss;
+
+	agent_metrics(a->c, out);
+	if (!a->store)
+		return;
+	prof_store__stats(a->store, &ss);
+	metric(out, "bpfprof_store_bytes", "gauge", "Bytes of the history store on disk.",
+	       ss.bytes);
+	metric(out, "bpfprof_store_segments", "gauge", "Segment files of the history store.",
+	       ss.segments);
+	metric(out, "bpfprof_store_intervals", "gauge", "Intervals readable in the store.",
+	       ss.records);
+	metric(out, "bpfprof_store_oldest_timestamp_seconds", "gauge",
+	       "Start of the oldest stored interval (Unix time).", ss.oldest_ns / 1e9);
+	metric(out, "bpfprof_store_write_errors_total", "counter",
+	       "Intervals that could not be written.", ss.write_errors);
+	metric(out, "bpfprof_store_dropped_for_space_total", "counter",
+	       "Intervals not written because free space was under the floor.",
+	       ss.dropped_for_space);
+	metric(out, "bpfprof_store_corrupt_records_total", "counter",
+	       "Stored intervals found corrupt and skipped.", ss.corrupt_records);
+}
+
 static int cmd_agent(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -659,6 +724,11 @@ static int cmd_agent(int argc, char **argv)
 		{"max-counts", required_argument, NULL, 'C'},
 		{"dwarf-memory", required_argument, NULL, 'M'},
 		{"symbol-cache", required_argument, NULL, 'Y'},
+		{"store", required_argument, NULL, 's'},
+		{"no-store", no_argument, NULL, 'N'},
+		{"interval", required_argument, NULL, 'i'},
+		{"retention", required_argument, NULL, 'r'},
+		{"store-max-mb", required_argument, NULL, 'B'},
 		{"verbose", no_argument, NULL, 'v'},
 		{"help", no_argument, NULL, 'h'},
 		{},
@@ -666,6 +736,9 @@ static int cmd_agent(int argc, char **argv)
 	struct prof_collector_opts co = {
 		.freq = 99, .dwarf_budget = 16ULL << 20, .idle_budget = 16ULL << 20};
 	const char *address = "127.0.0.1:7071";
+	struct prof_store_opts so = {.dir = "/var/lib/bpfprof"};
+	bool no_store = false, store_explicit = false;
+	struct agent ag = {0};
 	struct sockaddr_storage ss;
 	unsigned int sslen;
 	struct srv_source src;
@@ -702,6 +775,29 @@ static int cmd_agent(int argc, char **argv)
 			if (parse_dwarf_memory(optarg, &co.idle_budget))
 				return bad_option("agent", "--symbol-cache in MB", optarg);
 			break;
+		case 's':
+			so.dir = optarg;
+			store_explicit = true;
+			break;
+		case 'N':
+			no_store = true;
+			break;
+		case 'i':
+			if (parse_uint(optarg, 1, 3600, &v))
+				return bad_option("agent", "--interval in seconds (1..3600)",
+						  optarg);
+			co.interval_ms = v * 1000;
+			break;
+		case 'r':
+			if (parse_uint(optarg, 1, 24 * 365, &v))
+				return bad_option("agent", "--retention in hours", optarg);
+			so.max_age_ns = (uint64_t)v * 3600 * 1000000000ULL;
+			break;
+		case 'B':
+			if (parse_uint(optarg, 1, 1UL << 24, &v))
+				return bad_option("agent", "--store-max-mb", optarg);
+			so.max_bytes = (uint64_t)v << 20;
+			break;
 		case 'v':
 			log_level++;
 			break;
@@ -722,17 +818,39 @@ static int cmd_agent(int argc, char **argv)
 	if (check_privileges())
 		return 1;
 
+	if (!no_store) {
+		ag.store = prof_store__open(&so);
+		if (!ag.store && store_explicit) {
+			pr_err("cannot open the store %s: %s", so.dir, strerror(errno));
+			return 1;
+		}
+		if (!ag.store)
+			pr_warn("no history: cannot open %s (%s); use --store DIR or --no-store",
+				so.dir, strerror(errno));
+	}
+	if (!co.interval_ms)
+		co.interval_ms = 10000;
+	co.interval_fn = agent_interval;
+	co.interval_ctx = &ag;
+
 	block_signals(&sigs);
 	c = prof_collector__start(&co);
-	if (!c)
+	if (!c) {
+		prof_store__close(ag.store);
 		return 1;
+	}
+	ag.c = c;
 	malloc_trim(0); /* libbpf's parsed kernel BTF is freed by now */
-	src = (struct srv_source){
-		.window = agent_window, .status = agent_status, .metrics = agent_metrics, .ctx = c};
+	src = (struct srv_source){.window = agent_window2,
+				  .status = agent_status2,
+				  .metrics = agent_metrics2,
+				  .query = agent_query,
+				  .ctx = &ag};
 	srv = srv__start(address, &src);
 	if (!srv) {
 		pr_err("cannot listen on %s: %s", address, strerror(errno));
 		prof_collector__free(c);
+		prof_store__close(ag.store);
 		return 1;
 	}
 	{
@@ -748,7 +866,8 @@ static int cmd_agent(int argc, char **argv)
 	/* Open windows complete with what they have, then handlers can return. */
 	prof_collector__stop(c);
 	srv__stop(srv);
-	prof_collector__free(c);
+	prof_collector__free(c); /* the last interval goes to the store here */
+	prof_store__close(ag.store);
 	return 0;
 }
 

@@ -71,20 +71,33 @@ static void arena_release(struct pb_arena *a)
 
 #define LABELS_PER_SAMPLE 4
 
-static void fill_labels(Perftools__Profiles__Label *l, const struct prof_sample *s, size_t xs)
+/*
+ * String table layout: [0] "", [1 .. XS_NR] the fixed strings above, then
+ * the profile's strings 1.. shifted by XS_NR. The fixed strings come first
+ * so that their ids never change between profiles: the history store
+ * compresses intervals against each other, and label keys whose ids moved
+ * with every new function name broke every match.
+ */
+#define XS(k) ((int64_t)(k) + 1)
+static inline int64_t pstr(uint32_t i)
+{
+	return i ? (int64_t)i + XS_NR : 0;
+}
+
+static void fill_labels(Perftools__Profiles__Label *l, const struct prof_sample *s)
 {
 	static const Perftools__Profiles__Label init = PERFTOOLS__PROFILES__LABEL__INIT;
 	size_t i;
 
 	for (i = 0; i < LABELS_PER_SAMPLE; i++)
 		l[i] = init;
-	l[0].key = xs + XS_COMM;
-	l[0].str = s->comm;
-	l[1].key = xs + XS_THREAD;
-	l[1].str = s->thread;
-	l[2].key = xs + XS_PID;
+	l[0].key = XS(XS_COMM);
+	l[0].str = pstr(s->comm);
+	l[1].key = XS(XS_THREAD);
+	l[1].str = pstr(s->thread);
+	l[2].key = XS(XS_PID);
 	l[2].num = s->pid;
-	l[3].key = xs + XS_TID;
+	l[3].key = XS(XS_TID);
 	l[3].num = s->tid;
 }
 
@@ -98,23 +111,23 @@ int pprof_encode_raw(const struct prof_profile *p, struct strbuf *out)
 	};
 	Perftools__Profiles__ValueType *sample_types[2] = {&vt[0], &vt[1]};
 	struct pb_arena a = {0};
-	size_t i, xs, size;
+	size_t i, ns, size;
 
 	/* The profile always has strings[0] == ""; a zeroed struct would not, so guard. */
-	xs = p->nstrings ? p->nstrings : 1;
-	a.strings = xmalloc((xs + XS_NR) * sizeof(*a.strings));
+	ns = p->nstrings ? p->nstrings : 1;
+	a.strings = xmalloc((ns + XS_NR) * sizeof(*a.strings));
 	a.strings[0] = (char *)"";
-	for (i = 1; i < p->nstrings; i++)
-		a.strings[i] = p->strings[i];
 	for (i = 0; i < XS_NR; i++)
-		a.strings[xs + i] = (char *)extra_strings[i];
-	pb.n_string_table = xs + XS_NR;
+		a.strings[XS(i)] = (char *)extra_strings[i];
+	for (i = 1; i < p->nstrings; i++)
+		a.strings[pstr(i)] = p->strings[i];
+	pb.n_string_table = ns + XS_NR;
 	pb.string_table = a.strings;
 
-	vt[0].type = xs + XS_SAMPLES;
-	vt[0].unit = xs + XS_COUNT;
-	vt[1].type = xs + XS_CPU;
-	vt[1].unit = xs + XS_NANOSECONDS;
+	vt[0].type = XS(XS_SAMPLES);
+	vt[0].unit = XS(XS_COUNT);
+	vt[1].type = XS(XS_CPU);
+	vt[1].unit = XS(XS_NANOSECONDS);
 	vt[2] = vt[1];
 	pb.n_sample_type = 2;
 	pb.sample_type = sample_types;
@@ -123,7 +136,7 @@ int pprof_encode_raw(const struct prof_profile *p, struct strbuf *out)
 	pb.time_nanos = p->time_nanos;
 	pb.duration_nanos = p->duration_nanos;
 	/* `go tool pprof` shows this one unless told otherwise. */
-	pb.default_sample_type = xs + XS_CPU;
+	pb.default_sample_type = XS(XS_CPU);
 
 	a.maps = xcalloc(p->nmappings, sizeof(*a.maps));
 	a.map_ptrs = xcalloc(p->nmappings, sizeof(*a.map_ptrs));
@@ -136,8 +149,8 @@ int pprof_encode_raw(const struct prof_profile *p, struct strbuf *out)
 		o->memory_start = m->start;
 		o->memory_limit = m->limit;
 		o->file_offset = m->offset;
-		o->filename = m->filename;
-		o->build_id = m->build_id;
+		o->filename = pstr(m->filename);
+		o->build_id = pstr(m->build_id);
 		o->has_functions = m->has_functions;
 		o->has_filenames = m->has_filenames;
 		o->has_line_numbers = m->has_line_numbers;
@@ -155,9 +168,9 @@ int pprof_encode_raw(const struct prof_profile *p, struct strbuf *out)
 
 		perftools__profiles__function__init(o);
 		o->id = i + 1;
-		o->name = f->name;
-		o->system_name = f->system_name;
-		o->filename = f->filename;
+		o->name = pstr(f->name);
+		o->system_name = pstr(f->system_name);
+		o->filename = pstr(f->filename);
 		o->start_line = f->start_line;
 		a.func_ptrs[i] = o;
 	}
@@ -209,7 +222,7 @@ int pprof_encode_raw(const struct prof_profile *p, struct strbuf *out)
 		a.values[2 * i + 1] = (int64_t)s->count * p->period_ns;
 		o->n_value = 2;
 		o->value = &a.values[2 * i];
-		fill_labels(&a.labels[LABELS_PER_SAMPLE * i], s, xs);
+		fill_labels(&a.labels[LABELS_PER_SAMPLE * i], s);
 		for (j = 0; j < LABELS_PER_SAMPLE; j++)
 			a.label_ptrs[LABELS_PER_SAMPLE * i + j] =
 				&a.labels[LABELS_PER_SAMPLE * i + j];

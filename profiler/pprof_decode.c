@@ -66,7 +66,7 @@ struct idmap {
 	struct idpair {
 		uint64_t id;
 		size_t idx;
-	} *sorted;
+	} * sorted;
 };
 
 static int idpair_cmp(const void *a, const void *b)
@@ -76,22 +76,22 @@ static int idpair_cmp(const void *a, const void *b)
 	return x->id < y->id ? -1 : x->id > y->id;
 }
 
-#define IDMAP_BUILD(m, arr, n_)                                                \
-	do {                                                                   \
-		size_t i_;                                                     \
-		(m)->n = (n_);                                                 \
-		(m)->dense = true;                                             \
-		for (i_ = 0; i_ < (n_); i_++)                                  \
-			if ((arr)[i_]->id != i_ + 1)                           \
-				(m)->dense = false;                            \
-		if (!(m)->dense) {                                             \
-			(m)->sorted = xcalloc((n_) + 1, sizeof(*(m)->sorted)); \
-			for (i_ = 0; i_ < (n_); i_++) {                        \
-				(m)->sorted[i_].id = (arr)[i_]->id;            \
-				(m)->sorted[i_].idx = i_;                      \
-			}                                                      \
+#define IDMAP_BUILD(m, arr, n_)                                                     \
+	do {                                                                        \
+		size_t i_;                                                          \
+		(m)->n = (n_);                                                      \
+		(m)->dense = true;                                                  \
+		for (i_ = 0; i_ < (n_); i_++)                                       \
+			if ((arr)[i_]->id != i_ + 1)                                \
+				(m)->dense = false;                                 \
+		if (!(m)->dense) {                                                  \
+			(m)->sorted = xcalloc((n_) + 1, sizeof(*(m)->sorted));      \
+			for (i_ = 0; i_ < (n_); i_++) {                             \
+				(m)->sorted[i_].id = (arr)[i_]->id;                 \
+				(m)->sorted[i_].idx = i_;                           \
+			}                                                           \
 			qsort((m)->sorted, (n_), sizeof(*(m)->sorted), idpair_cmp); \
-		}                                                              \
+		}                                                                   \
 	} while (0)
 
 /* The array index of @id, or -1. Id 0 never resolves (it means "none"). */
@@ -311,6 +311,9 @@ static void add_samples(const struct decoded *d, const struct pprof_decode_filte
 		struct prof_sample_in in;
 		struct sample_labels sl;
 
+		/* A zero count says nothing about CPU time (the store writes such samples). */
+		if (!s->value[d->count_idx >= 0 ? d->count_idx : 0])
+			continue;
 		sample_labels(d, s, &sl);
 		if (!filter_match(f, &sl))
 			continue;

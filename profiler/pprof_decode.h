@@ -9,7 +9,8 @@
  * functions (name, system name, file); labels "comm" and "thread" (strings)
  * and "pid" and "tid" (numbers); the count from the "samples"/"count" value
  * (or, for profiles without it, the first value). period, time_nanos and
- * duration_nanos. Tables are rebuilt through prof_profile__add_sample(), so
+ * duration_nanos. Samples with a count of 0 are dropped (the store writes
+ * them, see store.c). Tables are rebuilt through prof_profile__add_sample(), so
  * ids are renumbered in order of first use and unreferenced entries are
  * dropped; for a profile that came from our encoder this gives back the same
  * tables, because the encoder's ids are the same order of first use.

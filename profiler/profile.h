@@ -162,6 +162,13 @@ void prof_profile__merge(struct prof_profile *dst, const struct prof_profile *sr
  */
 struct prof_profile *prof_profile__with_line_names(const struct prof_profile *p);
 
+/*
+ * A copy of @p with only the samples of process @pid (0 = any) named @comm
+ * (NULL = any). The caller frees it. O(size of p).
+ */
+struct prof_profile *prof_profile__filter(const struct prof_profile *p, uint32_t pid,
+					  const char *comm);
+
 /* String by index; "" for out-of-range indexes. */
 static inline const char *prof_str(const struct prof_profile *p, uint32_t i)
 {

@@ -109,3 +109,78 @@ struct prof_profile *prof_profile__with_line_names(const struct prof_profile *p)
 	free(name_off);
 	return out;
 }
+
+/* Loc/line capacity for one sample: kernel + user frames, inline chains (collector limits). */
+#define FILTER_MAX_LOCS 512
+#define FILTER_MAX_LINES 2048
+
+struct prof_profile *prof_profile__filter(const struct prof_profile *p, uint32_t pid,
+					  const char *comm)
+{
+	struct prof_profile *out = prof_profile__new(p->period_ns);
+	struct prof_loc_in *locs = xmalloc(FILTER_MAX_LOCS * sizeof(*locs));
+	struct prof_mapping_in *maps = xmalloc(FILTER_MAX_LOCS * sizeof(*maps));
+	struct prof_line_in *lines = xmalloc(FILTER_MAX_LINES * sizeof(*lines));
+
+	out->time_nanos = p->time_nanos;
+	out->duration_nanos = p->duration_nanos;
+	for (uint32_t i = 0; i < p->nsamples; i++) {
+		const struct prof_sample *s = &p->samples[i];
+		uint32_t nl = 0, n = s->nlocs < FILTER_MAX_LOCS ? s->nlocs : FILTER_MAX_LOCS;
+		struct prof_sample_in in;
+
+		if ((pid && s->pid != pid) || (comm && strcmp(prof_str(p, s->comm), comm)))
+			continue;
+		for (uint32_t k = 0; k < n; k++) {
+			const struct prof_location *l =
+				&p->locations[p->sample_locs[s->loc_start + k] - 1];
+			uint32_t take = nl + l->nlines <= FILTER_MAX_LINES ? l->nlines : 0;
+
+			for (uint32_t j = 0; j < take; j++) {
+				const struct prof_line *ln = &p->lines[l->line_start + j];
+				const struct prof_function *f =
+					ln->function ? &p->functions[ln->function - 1] : NULL;
+
+				lines[nl + j] = (struct prof_line_in){
+					.name = f ? prof_str(p, f->name) : NULL,
+					.system_name = f ? prof_str(p, f->system_name) : NULL,
+					.file = f && f->filename ? prof_str(p, f->filename) : NULL,
+					.line = ln->line,
+				};
+			}
+			locs[k] = (struct prof_loc_in){
+				.address = l->address, .lines = &lines[nl], .nlines = take};
+			nl += take;
+			if (l->mapping) {
+				const struct prof_mapping *m = &p->mappings[l->mapping - 1];
+
+				maps[k] = (struct prof_mapping_in){
+					.start = m->start,
+					.limit = m->limit,
+					.offset = m->offset,
+					.file = prof_str(p, m->filename),
+					.build_id = m->build_id ? prof_str(p, m->build_id) : NULL,
+					.has_functions = m->has_functions,
+					.has_filenames = m->has_filenames,
+					.has_line_numbers = m->has_line_numbers,
+					.has_inline_frames = m->has_inline_frames,
+				};
+				locs[k].mapping = &maps[k];
+			}
+		}
+		in = (struct prof_sample_in){
+			.pid = s->pid,
+			.tid = s->tid,
+			.comm = prof_str(p, s->comm),
+			.thread = prof_str(p, s->thread),
+			.locs = locs,
+			.nlocs = n,
+			.count = s->count,
+		};
+		prof_profile__add_sample(out, &in);
+	}
+	free(locs);
+	free(maps);
+	free(lines);
+	return out;
+}

@@ -19,7 +19,7 @@
 
 static pid_t agent_pid, load_pid;
 static int agent_port;
-static char agent_log[64];
+static char agent_log[64], agent_store[64];
 
 /* Number of loaded BPF programs named prof_sample (ours). */
 static int count_our_programs(void)
@@ -87,6 +87,14 @@ static void stop_agent(void)
 		agent_pid = 0;
 	}
 	unlink(agent_log);
+	if (agent_store[0]) {
+		char cmd[128];
+
+		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", agent_store);
+		if (system(cmd))
+			cr_log_warn("could not remove %s", agent_store);
+		agent_store[0] = '\0';
+	}
 }
 
 struct scrape {
@@ -421,5 +429,86 @@ Test(agent, metrics_are_valid_prometheus_text, .init = start_agent, .fini = stop
 	cr_expect_gt(nsamples, 20, "only %d samples", nsamples);
 	cr_expect(cpu && rss, "the agent's own CPU and RSS are missing");
 	cr_expect(http, "HTTP requests by route and status are missing");
+	strbuf_release(&r.body);
+}
+
+/* The number of samples of comm "fpchains" in folded text. */
+static unsigned long long fixture_samples(const char *folded)
+{
+	unsigned long long n = 0;
+
+	for (const char *p = folded; p && (p = strstr(p, "fpchains;")); p++) {
+		const char *eol = strchr(p, '\n'), *sp;
+
+		if (p != folded && p[-1] != '\n')
+			continue;
+		if (!eol)
+			break;
+		for (sp = eol; sp > p && sp[-1] != ' '; sp--)
+			;
+		n += strtoull(sp, NULL, 10);
+	}
+	return n;
+}
+
+/*
+ * The local history: intervals are stored as they end; a past range is
+ * served at once (start=/end=, filters); kill -9 loses at most the interval
+ * being written, and a restarted agent serves the earlier range again.
+ */
+Test(agent, history_survives_kill9, .init = start_agent, .fini = stop_agent, .timeout = 90)
+{
+	struct test_http_response r;
+	char path[160];
+	unsigned long long before, after;
+	uint64_t t0 = now_wall_ns() / 1000000000ULL, t1, q0;
+	int st;
+
+	sleep(7); /* three 2 s intervals of the fixture, stored */
+	t1 = now_wall_ns() / 1000000000ULL;
+	snprintf(path, sizeof(path), "/folded?start=%llu&end=%llu", (unsigned long long)t0,
+		 (unsigned long long)t1);
+	q0 = now_mono_ns();
+	cr_assert_eq(test_http(agent_port, "GET", path, &r, 10000), 0);
+	cr_expect_lt(now_mono_ns() - q0, 1000000000ULL, "a history query took over 1 s");
+	cr_assert_eq(r.status, 200, "%s: %d %s", path, r.status, r.body.buf);
+	before = fixture_samples(r.body.buf);
+	cr_expect_gt(before, 50, "only %llu fixture samples in the stored range", before);
+	cr_expect(strstr(r.body.buf, "main;fp_a1;fp_a2;fp_a3;fp_leaf_a"), "chain missing");
+	strbuf_release(&r.body);
+
+	/* Filters and bad ranges. */
+	snprintf(path, sizeof(path), "/folded?start=%llu&end=%llu&comm=nosuchcomm",
+		 (unsigned long long)t0, (unsigned long long)t1);
+	cr_assert_eq(test_http(agent_port, "GET", path, &r, 10000), 0);
+	cr_expect_eq(r.status, 200);
+	cr_expect_eq(r.body.len, 0, "comm= did not filter: %s", r.body.buf);
+	strbuf_release(&r.body);
+	cr_assert_eq(test_http(agent_port, "GET", "/folded?start=yesterday", &r, 5000), 0);
+	cr_expect_eq(r.status, 400);
+	strbuf_release(&r.body);
+	snprintf(path, sizeof(path), "/folded?start=%llu&end=%llu", (unsigned long long)t1,
+		 (unsigned long long)t0);
+	cr_assert_eq(test_http(agent_port, "GET", path, &r, 5000), 0);
+	cr_expect_eq(r.status, 400, "start after end accepted");
+	strbuf_release(&r.body);
+
+	/* kill -9, restart on the same store: the range is still there. */
+	kill(agent_pid, SIGKILL);
+	waitpid(agent_pid, &st, 0);
+	agent_pid = 0;
+	if (load_pid > 0) {
+		kill(load_pid, SIGKILL);
+		waitpid(load_pid, &st, 0);
+		load_pid = 0;
+	}
+	start_agent();
+	snprintf(path, sizeof(path), "/folded?start=%llu&end=%llu", (unsigned long long)t0,
+		 (unsigned long long)t1);
+	cr_assert_eq(test_http(agent_port, "GET", path, &r, 10000), 0);
+	cr_assert_eq(r.status, 200);
+	after = fixture_samples(r.body.buf);
+	cr_expect_eq(after, before, "after kill -9 the range has %llu samples, before %llu", after,
+		     before);
 	strbuf_release(&r.body);
 }
