@@ -438,13 +438,64 @@ static void flamegraph_subtitle(const struct srv *s, unsigned int seconds, char 
 		 tm.tm_sec);
 }
 
+/*
+ * A point in time as RFC 3339 ("2026-11-21T03:12:00Z", fraction and offset
+ * allowed) or Unix seconds ("1763694720", fraction allowed), in ns.
+ */
+static int parse_time(const char *v, int64_t *ns)
+{
+	struct tm tm = {0};
+	const char *p;
+	char *end;
+	double frac = 0;
+	long off = 0;
+
+	if (!v || !*v)
+		return -EINVAL;
+	if (!strchr(v, '-') || v[0] == '-') {
+		double secs;
+
+		if (v[0] == '-' || v[0] == '+')
+			return -EINVAL;
+		secs = strtod(v, &end);
+		if (*end || secs <= 0 || secs > 4e9)
+			return -EINVAL;
+		*ns = (int64_t)(secs * 1e9);
+		return 0;
+	}
+	p = strptime(v, "%Y-%m-%dT%H:%M:%S", &tm);
+	if (!p)
+		return -EINVAL;
+	if (*p == '.') {
+		frac = strtod(p, &end);
+		p = end;
+	}
+	if (*p == 'Z' || *p == 'z') {
+		p++;
+	} else if ((*p == '+' || *p == '-') && strlen(p) == 6 && p[3] == ':') {
+		off = (strtol(p + 1, NULL, 10) * 60 + strtol(p + 4, NULL, 10)) * 60;
+		if (*p == '-')
+			off = -off;
+		p += 6;
+	} else {
+		return -EINVAL;
+	}
+	if (*p)
+		return -EINVAL;
+	*ns = ((int64_t)timegm(&tm) - off) * 1000000000LL + (int64_t)(frac * 1e9);
+	return 0;
+}
+
 static void handle_profile(struct srv *s, const struct route *rt, struct request *rq,
 			   struct reply *rp)
 {
 	struct seconds_arg arg = {0};
 	struct prof_profile *p = NULL;
 	unsigned int seconds = rt->default_seconds;
-	bool with_lines;
+	bool with_lines, history = false;
+	int64_t start_ns = 0, end_ns = 0;
+	const char *comm = NULL;
+	uint32_t pid = 0;
 	int err;
 
 	MHD_get_connection_values(rq->conn, MHD_GET_ARGUMENT_KIND, find_seconds, &arg);
@@ -464,6 +515,38 @@ static void handle_profile(struct srv *s, const struct route *rt, struct request
 			return;
 		}
 		with_lines = v && !strcmp(v, "1") && rt->format != PROF_FMT_PPROF;
+	}
+	{
+		/* History range and filters. */
+		const char *vs =
+			MHD_lookup_connection_value(rq->conn, MHD_GET_ARGUMENT_KIND, "start");
+		const char *ve =
+			MHD_lookup_connection_value(rq->conn, MHD_GET_ARGUMENT_KIND, "end");
+		const char *vp =
+			MHD_lookup_connection_value(rq->conn, MHD_GET_ARGUMENT_KIND, "pid");
+
+		comm = MHD_lookup_connection_value(rq->conn, MHD_GET_ARGUMENT_KIND, "comm");
+		if (vp) {
+			char *end;
+			unsigned long v = strtoul(vp, &end, 10);
+
+			if (!*vp || *end || *vp == '-' || *vp == '+' || v == 0 || v > INT32_MAX) {
+				reply_text(rp, MHD_HTTP_BAD_REQUEST, "bad pid: a process id\n");
+				return;
+			}
+			pid = (uint32_t)v;
+		}
+		if (vs || ve) {
+			history = true;
+			end_ns = (int64_t)now_wall_ns();
+			if (!vs || parse_time(vs, &start_ns) || (ve && parse_time(ve, &end_ns)) ||
+			    start_ns >= end_ns) {
+				reply_text(rp, MHD_HTTP_BAD_REQUEST,
+					   "bad start/end: RFC 3339 or Unix seconds, start before "
+					   "end\n");
+				return;
+			}
+		}
 	}
 
 	switch (rt->format) {
@@ -486,7 +569,17 @@ static void handle_profile(struct srv *s, const struct route *rt, struct request
 
 	/* Counted until the body is built, so that srv__stop() can wait for it. */
 	__atomic_fetch_add(&s->stats.windows_open, 1, __ATOMIC_RELAXED);
-	err = s->src.window(s->src.ctx, seconds, &p);
+	if (!history)
+		err = s->src.window(s->src.ctx, seconds, &p);
+	else if (s->src.query)
+		err = s->src.query(s->src.ctx, start_ns, end_ns, &p);
+	else
+		err = -ENOTSUP;
+	if (err == -ENOTSUP) {
+		reply_text(rp, MHD_HTTP_BAD_REQUEST,
+			   "no history: this agent keeps none (started with --no-store)\n");
+		goto out;
+	}
 	if (!err && !p)
 		err = -ENODATA; /* a source bug, but not worth a crash */
 	if (err == -ECANCELED) {
@@ -500,6 +593,12 @@ static void handle_profile(struct srv *s, const struct route *rt, struct request
 		goto out;
 	}
 
+	if (pid || comm) {
+		struct prof_profile *only = prof_profile__filter(p, pid, comm);
+
+		prof_profile__free(p);
+		p = only;
+	}
 	if (with_lines) {
 		struct prof_profile *named = prof_profile__with_line_names(p);
 

@@ -12,6 +12,10 @@
  *                                       (default 10: a person is waiting for it)
  *   GET /folded?seconds=N               folded stacks of the next N seconds (default 10)
  *   /flamegraph.svg and /folded also take lines=1: frames named "name (file.c:12)"
+ *   All three profile routes take start= and end= (RFC 3339, e.g.
+ *   2026-11-21T03:12:00Z, or Unix seconds) to answer at once from the stored
+ *   history instead of waiting (end defaults to now), and the filters pid=
+ *   and comm= (exact process name).
  *   GET /healthz                        "ok\n" and the source's status text
  *   GET /metrics                        Prometheus text format (the source's and the server's)
  *   GET /                               HTML page linking the above
@@ -60,6 +64,12 @@ struct srv_source {
 	 * request counters after them. May be NULL.
 	 */
 	void (*metrics)(void *ctx, struct strbuf *out);
+	/*
+	 * The stored history of [@start_ns, @end_ns) (wall clock, ns) merged
+	 * into one profile in *@out (the caller frees it). 0 or -errno;
+	 * -ENOTSUP when the agent keeps no history. May be NULL (the same).
+	 */
+	int (*query)(void *ctx, int64_t start_ns, int64_t end_ns, struct prof_profile **out);
 	void *ctx;
 };
 
