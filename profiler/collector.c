@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -19,6 +20,9 @@
 #define DEFAULT_DRAIN_MS 5000
 /* Frames one sample can turn into: kernel + user + markers. */
 #define MAX_FRAMES (2 * PROF_MAX_STACK_DEPTH + 4)
+/* Kernel addresses remembered as missing, so that only new ones trigger a reload. */
+#define KMISSED_SLOTS 4096
+
 /* Lines one sample's locations can hold in all (inlined frames included). */
 #define MAX_XLINES (4 * MAX_FRAMES)
 /* Inlined frames kept per location; deeper chains keep the innermost ones. */
@@ -46,7 +50,10 @@ struct prof_collector {
 	struct sym_dsos *dsos;
 	struct sym_kallsyms *ksyms;
 	uint64_t ksyms_loaded_ns; /* when ksyms was read */
-	bool ksyms_missed; /* a kernel address had no symbol in this drain */
+	bool ksyms_missed; /* a kernel address missed that had not missed before */
+	/* Kernel addresses that had no symbol (open addressing, 0 = empty slot). */
+	uint64_t kmissed[KMISSED_SLOTS];
+	uint32_t nkmissed;
 	struct sym_demangler *demangler;
 	struct sym_vdso *vdso; /* this kernel's vDSO symbols, NULL when unreadable */
 	char *kernel_build_id;
@@ -133,6 +140,29 @@ static uint32_t add_marker(struct prof_collector *c, uint32_t n, const char *nam
 	return n + 1;
 }
 
+/*
+ * Remembers a kernel address without a symbol. Only an address not seen
+ * missing before asks for a kallsyms reload: some addresses are in no
+ * table at all, and reloading for them every minute fragmented the heap
+ * (3 MB per reload) for nothing. Once the set is full, nothing more is
+ * remembered and nothing triggers reloads.
+ */
+static void note_kernel_miss(struct prof_collector *c, uint64_t addr)
+{
+	uint32_t i = hash_u64(addr, 0x51ed27) & (KMISSED_SLOTS - 1);
+
+	if (!addr || c->nkmissed >= KMISSED_SLOTS / 2)
+		return;
+	while (c->kmissed[i]) {
+		if (c->kmissed[i] == addr)
+			return;
+		i = (i + 1) & (KMISSED_SLOTS - 1);
+	}
+	c->kmissed[i] = addr;
+	c->nkmissed++;
+	c->ksyms_missed = true;
+}
+
 static uint32_t add_kernel_frames(struct prof_collector *c, uint32_t n,
 				  const struct prof_raw_sample *rs)
 {
@@ -159,7 +189,7 @@ static uint32_t add_kernel_frames(struct prof_collector *c, uint32_t n,
 		c->ts.frames++;
 		if (!k) {
 			c->ts.frames_unknown++;
-			c->ksyms_missed = true;
+			note_kernel_miss(c, addr);
 		}
 	}
 	return n;
@@ -505,12 +535,16 @@ static void maybe_reload_kallsyms(struct prof_collector *c)
 	c->ksyms_missed = false;
 	if (now_mono_ns() - c->ksyms_loaded_ns < KALLSYMS_RELOAD_NS)
 		return;
-	k = load_kallsyms(c);
-	if (!k)
-		return;
+	/*
+	 * Between drains no kernel symbol is in use: free the old table first,
+	 * so that the new one reuses its memory instead of fragmenting the heap.
+	 */
 	sym_kallsyms__free(c->ksyms);
-	c->ksyms = k;
+	k = load_kallsyms(c);
+	c->ksyms = k; /* NULL if the read failed: retried at the next new miss */
 	c->ts.kallsyms_reloads++;
+	/* The loader's transient peak (several MB) would otherwise stay in the heap. */
+	malloc_trim(0);
 }
 
 /* One drain: symbolize the inactive map set and hand it to the windows. */
@@ -691,10 +725,6 @@ struct prof_collector *prof_collector__start(const struct prof_collector_opts *o
 	pthread_mutex_init(&c->lock, NULL);
 	pthread_cond_init(&c->cond, NULL);
 
-	c->ksyms = load_kallsyms(c);
-	if (!c->ksyms)
-		pr_warn("kernel symbols unavailable (%s): kernel frames will be [unknown]",
-			strerror(errno));
 	c->kernel_build_id = kernel_build_id();
 	c->dsos = sym_dsos__new();
 	sym_dsos__set_dwarf_budget(c->dsos, c->opts.dwarf_budget);
@@ -714,6 +744,15 @@ struct prof_collector *prof_collector__start(const struct prof_collector_opts *o
 		err = -errno;
 		goto fail;
 	}
+	/*
+	 * After loading: our own programs (the exec/exit tracepoints, which
+	 * samples interrupt under process churn) are in kallsyms as [bpf]
+	 * symbols only from now on.
+	 */
+	c->ksyms = load_kallsyms(c);
+	if (!c->ksyms)
+		pr_warn("kernel symbols unavailable (%s): kernel frames will be [unknown]",
+			strerror(errno));
 	c->ts.ncpus = prof_sampler__ncpus(c->sampler);
 	prof_sampler__capacity(c->sampler, &c->ts.map_stacks_cap, &c->ts.map_counts_cap);
 	c->ts.freq = c->opts.freq;

@@ -567,6 +567,15 @@ static void agent_metrics(void *ctx, struct strbuf *out)
 	       "CPU time of the agent process (user and system).", cpu);
 	metric(out, "bpfprof_process_resident_memory_bytes", "gauge",
 	       "Resident memory of the agent process.", rss);
+	{
+		struct mallinfo2 mi = mallinfo2();
+
+		metric_head(out, "bpfprof_heap_bytes", "gauge",
+			    "glibc heap: bytes in use, and free bytes it holds (fragmentation).");
+		strbuf_addf(out, "bpfprof_heap_bytes{state=\"in_use\"} %zu\n",
+			    mi.uordblks + mi.hblkhd);
+		strbuf_addf(out, "bpfprof_heap_bytes{state=\"free\"} %zu\n", mi.fordblks);
+	}
 	metric(out, "bpfprof_sampling_frequency_hertz", "gauge", "Samples per second per CPU.",
 	       st.freq);
 	metric(out, "bpfprof_cpus_sampled", "gauge", "CPUs with a sampling perf event.", st.ncpus);
