@@ -6,6 +6,7 @@
 set -u
 suite=$1; shift
 passed=0 failed=0 skipped=0 rc=0
+fails=$(mktemp)
 for bin in "$@"; do
 	jobs=$(nproc)
 	case "$bin" in *e2e*) jobs=1 ;; esac
@@ -13,6 +14,8 @@ for bin in "$@"; do
 	"$bin" --jobs "$jobs" 2>&1 | tee "$log"
 	st=${PIPESTATUS[0]}
 	line=$(grep -a 'Synthesis:' "$log" | tail -n 1)
+	# Repeat what failed, with its assertion, where the summary can be seen.
+	grep -a -B4 -E '^\[(FAIL|CRASH)' "$log" | grep -a -E 'FAIL|CRASH|Assertion|\[----\]   [^ ]' >>"$fails" || true
 	rm -f "$log"
 	t=$(sed -n 's/.*Tested: \([0-9]*\).*/\1/p' <<<"$line")
 	p=$(sed -n 's/.*Passing: \([0-9]*\).*/\1/p' <<<"$line")
@@ -27,5 +30,10 @@ for bin in "$@"; do
 	passed=$((passed + p)); failed=$((failed + f + c)); skipped=$((skipped + s))
 	[ "$st" -ne 0 ] && rc=1
 done
+if [ -s "$fails" ]; then
+	echo "---- failures:"
+	cat "$fails"
+fi
+rm -f "$fails"
 echo "$suite: $passed passed, $failed failed, $skipped skipped"
 exit $rc

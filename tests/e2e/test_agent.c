@@ -48,8 +48,14 @@ static void start_agent(void)
 	cr_assert_gt(agent_port, 0);
 	snprintf(addr, sizeof(addr), "127.0.0.1:%d", agent_port);
 	snprintf(agent_log, sizeof(agent_log), "/tmp/bpfprof-agent-%d.log", (int)getpid());
+	/* A store of its own (kept across a restart within one test), 2 s intervals. */
+	if (!agent_store[0]) {
+		snprintf(agent_store, sizeof(agent_store), "/tmp/bpfprof-agent-store-XXXXXX");
+		cr_assert_not_null(mkdtemp(agent_store));
+	}
 	{
-		char *argv[] = {bin, "agent", "--http-address", addr, "-F", "199", NULL};
+		char *argv[] = {bin,	   "agent",	"--http-address", addr, "-F", "199",
+				"--store", agent_store, "--interval",	  "2",	NULL};
 
 		agent_pid = test_spawn(argv, NULL, agent_log);
 	}
@@ -473,8 +479,35 @@ Test(agent, history_survives_kill9, .init = start_agent, .fini = stop_agent, .ti
 	cr_expect_lt(now_mono_ns() - q0, 1000000000ULL, "a history query took over 1 s");
 	cr_assert_eq(r.status, 200, "%s: %d %s", path, r.status, r.body.buf);
 	before = fixture_samples(r.body.buf);
+	if (before <= 50) {
+		struct strbuf log = STRBUF_INIT;
+		struct test_http_response m;
+
+		read_file(agent_log, &log, 1 << 16);
+		if (test_http(agent_port, "GET", "/metrics", &m, 5000) == 0) {
+			for (char *l = strtok(m.body.buf, "\n"); l; l = strtok(NULL, "\n"))
+				if (strstr(l, "store") || strstr(l, "drains") ||
+				    strstr(l, "samples_total"))
+					cr_log_warn("metric: %s", l);
+			strbuf_release(&m.body);
+		}
+		cr_log_warn("agent log: %s", log.buf ? log.buf : "");
+		strbuf_release(&log);
+		{
+			char cmd[160];
+
+			snprintf(cmd, sizeof(cmd),
+				 "gdb -p %d -batch -ex 'thread apply all bt 16' > "
+				 "/tmp/agent-stack.txt 2>&1",
+				 agent_pid);
+			if (system(cmd))
+				cr_log_warn("gdb failed");
+		}
+	}
 	cr_expect_gt(before, 50, "only %llu fixture samples in the stored range", before);
-	cr_expect(strstr(r.body.buf, "main;fp_a1;fp_a2;fp_a3;fp_leaf_a"), "chain missing");
+	cr_expect(strstr(r.body.buf, "main;fp_a1;fp_a2;fp_a3;fp_leaf_a"),
+		  "chain missing in %s (range %llu..%llu): %.600s", path, (unsigned long long)t0,
+		  (unsigned long long)t1, r.body.buf);
 	strbuf_release(&r.body);
 
 	/* Filters and bad ranges. */
