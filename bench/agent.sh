@@ -39,7 +39,8 @@ t0=$(date +%s)
 echo "agent bench: ${D}s, agent pid $AGENT, store $OUT/store" >&2
 : >"$OUT/rss"
 while [ $(( $(date +%s) - t0 )) -lt "$D" ]; do
-	echo "$(( $(date +%s) - t0 )) $(awk '/VmRSS/ {print $2}' /proc/$AGENT/status)" >>"$OUT/rss"
+	echo "$(( $(date +%s) - t0 )) $(awk '/VmRSS/ {print $2}' /proc/$AGENT/status) $(curl -sf "http://127.0.0.1:$PORT/metrics" |
+		awk '/^bpfprof_heap_bytes\{state="in_use"\}/ {u = $2} /^bpfprof_heap_bytes\{state="free"\}/ {f = $2} END {print u + 0, f + 0}')" >>"$OUT/rss"
 	sleep 10
 done
 t1=$(date +%s)
@@ -55,7 +56,7 @@ metrics=$(curl -sf "http://127.0.0.1:$PORT/metrics")
 
 awk -v d="$((t1 - t0))" -v cpu="$((cpu1 - cpu0))" -v hz="$hz" -v bytes="$bytes" \
 	-v qa="$q_all" -v qh="$q_hour" '
-	{ x[NR] = $1; y[NR] = $2 / 1024; n = NR }
+	{ x[NR] = $1; y[NR] = $2 / 1024; u[NR] = $3 / 1048576; f[NR] = $4 / 1048576; n = NR }
 	END {
 		for (i = 1; i <= n; i++) { sx += x[i]; sy += y[i]; sxx += x[i] * x[i]; sxy += x[i] * y[i] }
 		slope = (n * sxy - sx * sy) / (n * sxx - sx * sx)
@@ -63,6 +64,10 @@ awk -v d="$((t1 - t0))" -v cpu="$((cpu1 - cpu0))" -v hz="$hz" -v bytes="$bytes" 
 		printf "| run | %d s, %d RSS samples |\n", d, n
 		printf "| RSS first / last / max | %.1f / %.1f / %.1f MB |\n", y[1], y[n], max(y, n)
 		printf "| RSS slope (least squares) | %+.2f MB per hour |\n", slope * 3600
+		for (i = 1; i < n; i++) if (x[i] >= d / 2) break
+		for (j = i; j <= n; j++) { hx += x[j]; hy += y[j]; hxx += x[j] * x[j]; hxy += x[j] * y[j]; m++ }
+		printf "| RSS slope, second half | %+.2f MB per hour |\n", (m * hxy - hx * hy) / (m * hxx - hx * hx) * 3600
+		printf "| heap in use / free, first -> last | %.1f / %.1f -> %.1f / %.1f MB |\n", u[1], f[1], u[n], f[n]
 		printf "| agent CPU | %.4f s per wall second |\n", cpu / hz / d
 		printf "| store | %d bytes: %.1f MB per hour, %.1f MB per day |\n", bytes, bytes / d * 3600 / 1e6, bytes / d * 86400 / 1e6
 		printf "| query, whole run (%d s) | %.3f s |\n", d, qa
@@ -71,4 +76,5 @@ awk -v d="$((t1 - t0))" -v cpu="$((cpu1 - cpu0))" -v hz="$hz" -v bytes="$bytes" 
 	function max(a, n,   m, i) { m = a[1]; for (i = 2; i <= n; i++) if (a[i] > m) m = a[i]; return m }
 ' "$OUT/rss"
 echo
-echo "$metrics" | grep -E '^bpfprof_(samples_total|samples_dropped|store_|process_)' || true
+echo "RSS (MB) every minute: $(awk 'NR % 6 == 1 {printf "%.1f ", $2 / 1024}' "$OUT/rss")"
+echo "$metrics" | grep -E '^bpfprof_(samples_total|samples_dropped|store_|process_|heap_)' || true
