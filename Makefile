@@ -170,7 +170,7 @@ $(BUILD)/tests/e2e_tests: $(patsubst %.c,$(BUILD)/obj/%.o,$(E2E_SRCS)) $(TEST_CO
 	@echo "  LD      $@"
 	@$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcriterion
 
-unit: $(BUILD)/tests/unit_tests $(FIXTURES)
+unit: $(BUILD)/tests/unit_tests $(BUILD)/bpfprof $(FIXTURES)
 	@BPFPROF_BUILD=$(BUILD) tests/run.sh unit $(BUILD)/tests/unit_tests
 
 e2e: $(BUILD)/bpfprof $(BUILD)/tests/e2e_tests $(FIXTURES)
@@ -190,8 +190,9 @@ sanitize:
 	@$(MAKE) --no-print-directory BUILD=build-asan OPT=-O1 \
 		EXTRA_CFLAGS="-fsanitize=address,undefined -fno-sanitize-recover=undefined" \
 		EXTRA_LDFLAGS="-fsanitize=address,undefined" build-asan/tests/unit_tests \
-		$(patsubst $(BUILD)/%,build-asan/%,$(FIXTURES))
-	@BPFPROF_BUILD=build-asan tests/run.sh sanitize build-asan/tests/unit_tests 2>&1 | \
+		build-asan/bpfprof $(patsubst $(BUILD)/%,build-asan/%,$(FIXTURES))
+	@LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp:print_suppressions=0 \
+		BPFPROF_BUILD=build-asan tests/run.sh sanitize build-asan/tests/unit_tests 2>&1 | \
 		tee build-asan/sanitize.log
 	@! grep -E "Sanitizer|runtime error" build-asan/sanitize.log
 
