@@ -274,3 +274,32 @@ out:
 	strbuf_release(&tmp);
 	return err;
 }
+
+int hex_digit(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+const char *parse_hex_u64(const char *p, uint64_t *out)
+{
+	uint64_t v = 0;
+	const char *s = p;
+	int d;
+
+	while ((d = hex_digit(*p)) >= 0) {
+		if (v >> 60)
+			return NULL;
+		v = v << 4 | (uint64_t)d;
+		p++;
+	}
+	if (p == s)
+		return NULL;
+	*out = v;
+	return p;
+}

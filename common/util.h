@@ -80,6 +80,15 @@ static inline uint64_t hash_u64(uint64_t x, uint64_t seed)
 	return x;
 }
 
+/* The value of the hex digit @c (either case), or -1. */
+int hex_digit(char c);
+
+/*
+ * Parses hex digits (no "0x") at @p into *@out. Returns the first character
+ * after them, or NULL when there are none or the value overflows 64 bits.
+ */
+const char *parse_hex_u64(const char *p, uint64_t *out);
+
 /*
  * Reads a whole file into a NUL-terminated buffer. Returns 0 or -errno.
  * At most @max bytes are read (0 = no limit); a longer file gives -EFBIG.

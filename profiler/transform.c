@@ -10,6 +10,22 @@
 #include "../common/util.h"
 #include "profile.h"
 
+/* A mapping of @p as input for prof_profile__add_sample() (strings point into @p). */
+static struct prof_mapping_in mapping_in(const struct prof_profile *p, const struct prof_mapping *m)
+{
+	return (struct prof_mapping_in){
+		.start = m->start,
+		.limit = m->limit,
+		.offset = m->offset,
+		.file = prof_str(p, m->filename),
+		.build_id = m->build_id ? prof_str(p, m->build_id) : NULL,
+		.has_functions = m->has_functions,
+		.has_filenames = m->has_filenames,
+		.has_line_numbers = m->has_line_numbers,
+		.has_inline_frames = m->has_inline_frames,
+	};
+}
+
 static const char *base_name(const char *path)
 {
 	const char *s = strrchr(path, '/');
@@ -75,17 +91,7 @@ struct prof_profile *prof_profile__with_line_names(const struct prof_profile *p)
 			if (l->mapping) {
 				const struct prof_mapping *m = &p->mappings[l->mapping - 1];
 
-				maps[k] = (struct prof_mapping_in){
-					.start = m->start,
-					.limit = m->limit,
-					.offset = m->offset,
-					.file = prof_str(p, m->filename),
-					.build_id = m->build_id ? prof_str(p, m->build_id) : NULL,
-					.has_functions = m->has_functions,
-					.has_filenames = m->has_filenames,
-					.has_line_numbers = m->has_line_numbers,
-					.has_inline_frames = m->has_inline_frames,
-				};
+				maps[k] = mapping_in(p, m);
 				locs[k].mapping = &maps[k];
 			}
 			for (uint32_t j = 0; j < l->nlines; j++, nl++)
@@ -154,17 +160,7 @@ struct prof_profile *prof_profile__filter(const struct prof_profile *p, uint32_t
 			if (l->mapping) {
 				const struct prof_mapping *m = &p->mappings[l->mapping - 1];
 
-				maps[k] = (struct prof_mapping_in){
-					.start = m->start,
-					.limit = m->limit,
-					.offset = m->offset,
-					.file = prof_str(p, m->filename),
-					.build_id = m->build_id ? prof_str(p, m->build_id) : NULL,
-					.has_functions = m->has_functions,
-					.has_filenames = m->has_filenames,
-					.has_line_numbers = m->has_line_numbers,
-					.has_inline_frames = m->has_inline_frames,
-				};
+				maps[k] = mapping_in(p, m);
 				locs[k].mapping = &maps[k];
 			}
 		}

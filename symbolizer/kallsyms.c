@@ -82,37 +82,6 @@ static int type_rank(char t)
 		return -1;
 	}
 }
-
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
-/* Parses hex digits at *p; NULL when there are none or the value overflows 64 bits. */
-static const char *parse_hex(const char *p, uint64_t *out)
-{
-	uint64_t v = 0;
-	const char *s = p;
-	int d;
-
-	while ((d = hexval(*p)) >= 0) {
-		if (v >> 60)
-			return NULL;
-		v = v << 4 | (uint64_t)d;
-		p++;
-	}
-	if (p == s)
-		return NULL;
-	*out = v;
-	return p;
-}
-
 static bool is_blank(char c)
 {
 	return c == ' ' || c == '\t';
@@ -203,7 +172,7 @@ static bool parse_line(struct kparse *ps, const char *line, size_t len)
 
 	if (len > KSYM_LINE_MAX || strlen(line) != len)
 		return false; /* overlong, or a NUL inside the line */
-	p = parse_hex(p, &addr);
+	p = parse_hex_u64(p, &addr);
 	if (!p || !is_blank(*p))
 		return false;
 	p = skip_blanks(p);

@@ -65,17 +65,6 @@ struct sym_perfmap {
 
 /* ---- parsing ------------------------------------------------------------- */
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* Hex digits at p, with an optional "0x"; NULL when none or above 64 bits. */
 static const char *parse_hex(const char *p, const char *end, uint64_t *out)
 {
@@ -83,9 +72,9 @@ static const char *parse_hex(const char *p, const char *end, uint64_t *out)
 	const char *s;
 	int d;
 
-	if (end - p > 2 && p[0] == '0' && (p[1] == 'x' || p[1] == 'X') && hexval(p[2]) >= 0)
+	if (end - p > 2 && p[0] == '0' && (p[1] == 'x' || p[1] == 'X') && hex_digit(p[2]) >= 0)
 		p += 2;
-	for (s = p; p < end && (d = hexval(*p)) >= 0; p++) {
+	for (s = p; p < end && (d = hex_digit(*p)) >= 0; p++) {
 		if (v >> 60)
 			return NULL;
 		v = v << 4 | (uint64_t)d;

@@ -26,37 +26,6 @@
 #define MAPS_LINE_MAX (PATH_MAX + 128)
 
 static const char deleted_suffix[] = " (deleted)";
-
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
-/* Hex digits at p; NULL when there are none or the value does not fit 64 bits. */
-static const char *parse_hex(const char *p, uint64_t *out)
-{
-	uint64_t v = 0;
-	const char *s = p;
-	int d;
-
-	while ((d = hexval(*p)) >= 0) {
-		if (v >> 60)
-			return NULL;
-		v = v << 4 | (uint64_t)d;
-		p++;
-	}
-	if (p == s)
-		return NULL;
-	*out = v;
-	return p;
-}
-
 static const char *parse_dec(const char *p, uint64_t *out)
 {
 	uint64_t v = 0;
@@ -107,17 +76,17 @@ static bool parse_line(const char *line, size_t len, struct sym_map_entry *e)
 	if (len > MAPS_LINE_MAX || strlen(line) != len)
 		return false; /* overlong, or a NUL inside */
 	memset(e, 0, sizeof(*e));
-	if (!(p = parse_hex(p, &e->start)) || *p++ != '-')
+	if (!(p = parse_hex_u64(p, &e->start)) || *p++ != '-')
 		return false;
-	if (!(p = parse_hex(p, &e->end)) || *p++ != ' ' || e->start >= e->end)
+	if (!(p = parse_hex_u64(p, &e->end)) || *p++ != ' ' || e->start >= e->end)
 		return false;
 	if (!(p = parse_perms(p, &e->perms)) || *p++ != ' ')
 		return false;
-	if (!(p = parse_hex(p, &e->pgoff)) || *p++ != ' ')
+	if (!(p = parse_hex_u64(p, &e->pgoff)) || *p++ != ' ')
 		return false;
-	if (!(p = parse_hex(p, &maj)) || *p++ != ':' || maj > UINT32_MAX)
+	if (!(p = parse_hex_u64(p, &maj)) || *p++ != ':' || maj > UINT32_MAX)
 		return false;
-	if (!(p = parse_hex(p, &min)) || min > UINT32_MAX)
+	if (!(p = parse_hex_u64(p, &min)) || min > UINT32_MAX)
 		return false;
 	if (*p++ != ' ')
 		return false;
