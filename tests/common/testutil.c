@@ -5,6 +5,7 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
@@ -251,4 +252,28 @@ void test_require_bpf(void)
 		"BPF programs. ***\n\n",
 		why);
 	cr_skip_test("BPF not usable: %s", why);
+}
+
+char *test_tmp_dir(const char *prefix)
+{
+	char tmpl[128];
+
+	snprintf(tmpl, sizeof(tmpl), "/tmp/bpfprof-%s-XXXXXX", prefix);
+	cr_assert_not_null(mkdtemp(tmpl), "mkdtemp: %s", strerror(errno));
+	return xstrdup(tmpl);
+}
+
+static int rm_one(const char *p, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	return remove(p);
+}
+
+void test_rm_tree(char *dir)
+{
+	if (dir)
+		nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	free(dir);
 }

@@ -44,6 +44,11 @@ int test_http(int port, const char *method, const char *path, struct test_http_r
 	      int timeout_ms);
 /* Sends @raw bytes as they are and reads the reply into @out. 0 or -errno. */
 int test_http_raw(int port, const void *raw, size_t len, struct strbuf *out, int timeout_ms);
+/* A new directory /tmp/bpfprof-@prefix-XXXXXX (asserts on failure); free with test_rm_tree(). */
+char *test_tmp_dir(const char *prefix);
+/* Removes @dir and everything under it, and frees the string. */
+void test_rm_tree(char *dir);
+
 /* A TCP port on 127.0.0.1 that was free a moment ago. */
 int test_free_port(void);
 

@@ -49,28 +49,6 @@ static void __attribute__((format(printf, 2, 3))) fmt_path(char *out, const char
 	cr_assert(n >= 0 && n < PATH_MAX, "path too long");
 }
 
-static char *tmp_dir(void)
-{
-	char tmpl[] = "/tmp/bpfprof-dwarf-XXXXXX";
-
-	cr_assert_not_null(mkdtemp(tmpl), "mkdtemp: %s", strerror(errno));
-	return xstrdup(tmpl);
-}
-
-static int rm_one(const char *p, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(p);
-}
-
-static void rm_rf(char *dir)
-{
-	nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-	free(dir);
-}
-
 static void run_ok(char *const argv[])
 {
 	struct strbuf err = STRBUF_INIT;
@@ -332,7 +310,7 @@ Test(dwarf, max_frames_and_cache)
 Test(dwarf, no_dwarf_at_all)
 {
 	const char *bin = fixture("fixtures/elfsyms-stripped");
-	char *tmp = tmp_dir();
+	char *tmp = test_tmp_dir("dwarf");
 	const char *roots[] = {tmp};
 	struct sym_dsos *c = sym_dsos__new();
 	struct sym_dso *d;
@@ -345,7 +323,7 @@ Test(dwarf, no_dwarf_at_all)
 	cr_expect_eq(sym_dso__frames(d, 0x1000, fr, 4), -ENODATA);
 	sym_dso__put(d);
 	sym_dsos__free(c);
-	rm_rf(tmp);
+	test_rm_tree(tmp);
 }
 
 /* ---- separate debug files ---------------------------------------------------- */
@@ -440,7 +418,7 @@ static bool has_debug_info_section(const char *bin)
 Test(dwarf, separate_debug_by_build_id)
 {
 	const char *orig = fixture("fixtures/inlines");
-	char *tmp = tmp_dir(), *bid = build_id_of(orig);
+	char *tmp = test_tmp_dir("dwarf"), *bid = build_id_of(orig);
 	char root[PATH_MAX], dir[PATH_MAX], dbg[PATH_MAX], bin[PATH_MAX];
 
 	fmt_path(root, "%s/root", tmp);
@@ -464,7 +442,7 @@ Test(dwarf, separate_debug_by_build_id)
 	/* Another root: nothing found. */
 	expect_same_frames(bin, tmp, orig, false);
 	free(bid);
-	rm_rf(tmp);
+	test_rm_tree(tmp);
 }
 
 enum link_place { IN_DIR, IN_DOT_DEBUG, IN_ROOT_DIR };
@@ -472,7 +450,7 @@ enum link_place { IN_DIR, IN_DOT_DEBUG, IN_ROOT_DIR };
 static void debuglink_case(enum link_place where, bool corrupt_crc)
 {
 	const char *orig = fixture("fixtures/inlines");
-	char *tmp = tmp_dir();
+	char *tmp = test_tmp_dir("dwarf");
 	char root[PATH_MAX], bindir[PATH_MAX], bin[PATH_MAX], dbg0[PATH_MAX], dbg[PATH_MAX],
 		dir[PATH_MAX];
 
@@ -518,7 +496,7 @@ static void debuglink_case(enum link_place where, bool corrupt_crc)
 		fclose(f);
 	}
 	expect_same_frames(bin, root, orig, !corrupt_crc);
-	rm_rf(tmp);
+	test_rm_tree(tmp);
 }
 
 Test(dwarf, debuglink_in_binary_dir)
@@ -649,7 +627,7 @@ static int probe(const char *bin, const char *addr_src, int *errors)
 Test(dwarf, truncated_copies)
 {
 	const char *orig = fixture("fixtures/inlines");
-	char *tmp = tmp_dir();
+	char *tmp = test_tmp_dir("dwarf");
 	char bin[PATH_MAX];
 	uint64_t info_off, info_size;
 	struct stat st;
@@ -683,7 +661,7 @@ Test(dwarf, truncated_copies)
 		cr_expect_eq(good, 0, "truncated at %llu: %d lookups answered",
 			     (unsigned long long)cuts[i], good);
 	}
-	rm_rf(tmp);
+	test_rm_tree(tmp);
 }
 
 static void overwrite(const char *path, uint64_t off, uint64_t len, unsigned seed, bool zero)
@@ -718,7 +696,7 @@ Test(dwarf, corrupt_sections)
 		{".debug_rnglists", true, false, false}, {".debug_line_str", true, false, false},
 	};
 	const char *orig = fixture("fixtures/inlines");
-	char *tmp = tmp_dir();
+	char *tmp = test_tmp_dir("dwarf");
 	char bin[PATH_MAX];
 	int errors;
 
@@ -744,7 +722,7 @@ Test(dwarf, corrupt_sections)
 				break;
 		}
 	}
-	rm_rf(tmp);
+	test_rm_tree(tmp);
 }
 
 /* ---- the oracle: eu-addr2line -i -f ------------------------------------------- */

@@ -26,28 +26,6 @@
 
 /* ---- small helpers ------------------------------------------------------- */
 
-static char *tmp_dir(void)
-{
-	char tmpl[] = "/tmp/bpfprof-sym-XXXXXX";
-
-	cr_assert_not_null(mkdtemp(tmpl), "mkdtemp: %s", strerror(errno));
-	return xstrdup(tmpl);
-}
-
-static int rm_one(const char *p, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(p);
-}
-
-static void rm_tree(char *dir)
-{
-	nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-	free(dir);
-}
-
 static void write_bytes(const char *path, const void *buf, size_t len)
 {
 	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
@@ -312,7 +290,7 @@ static const struct ksym_case ksym_cases[] = {
 
 Test(sym_kallsyms, canned_lookup)
 {
-	char *dir = tmp_dir();
+	char *dir = test_tmp_dir("sym");
 	char *path = write_tmp_text(dir, "kallsyms", kallsyms_text);
 	size_t nbad = 99;
 	struct sym_kallsyms *k = sym_kallsyms__load(path, &nbad);
@@ -353,12 +331,12 @@ Test(sym_kallsyms, canned_lookup)
 	sym_kallsyms__free(k);
 	sym_kallsyms__free(NULL);
 	free(path);
-	rm_tree(dir);
+	test_rm_tree(dir);
 }
 
 Test(sym_kallsyms, malformed_lines_counted)
 {
-	char *dir = tmp_dir();
+	char *dir = test_tmp_dir("sym");
 	char path[PATH_MAX], longname[700];
 	struct strbuf sb = STRBUF_INIT;
 	struct sym_kallsyms *k;
@@ -395,12 +373,12 @@ Test(sym_kallsyms, malformed_lines_counted)
 	cr_expect_str_eq(sym_kallsyms__find(k, 0xffffffff81000041ULL)->name, "last_no_newline");
 	sym_kallsyms__free(k);
 	strbuf_release(&sb);
-	rm_tree(dir);
+	test_rm_tree(dir);
 }
 
 Test(sym_kallsyms, errors)
 {
-	char *dir = tmp_dir();
+	char *dir = test_tmp_dir("sym");
 	char *zero = write_tmp_text(dir, "zero",
 				    "0000000000000000 T a\n"
 				    "0000000000000000 t b\n"
@@ -432,7 +410,7 @@ Test(sym_kallsyms, errors)
 	free(data);
 	free(empty);
 	free(junk);
-	rm_tree(dir);
+	test_rm_tree(dir);
 }
 
 struct kline {
@@ -861,7 +839,7 @@ Test(sym_dso, identity)
 {
 	struct sym_dsos *c = new_cache();
 	char bin[PATH_MAX], abs[PATH_MAX], cp[PATH_MAX], ln[PATH_MAX], j1[PATH_MAX], j2[PATH_MAX];
-	char *dir = tmp_dir();
+	char *dir = test_tmp_dir("sym");
 	struct sym_dso *a, *b, *x, *y, *z;
 	struct sym_stats st;
 
@@ -906,7 +884,7 @@ Test(sym_dso, identity)
 	cr_expect_eq(st.dsos, 3);
 	sym_dsos__free(c);
 	sym_dsos__free(NULL);
-	rm_tree(dir);
+	test_rm_tree(dir);
 }
 
 static size_t count_fds(void)
@@ -922,7 +900,7 @@ static size_t count_fds(void)
 Test(sym_dso, idle_lru_bounded)
 {
 	struct sym_dsos *c = new_cache();
-	char *dir = tmp_dir();
+	char *dir = test_tmp_dir("sym");
 	size_t fds0 = count_fds();
 	struct sym_dso *d;
 	struct sym_stats st;
@@ -954,7 +932,7 @@ Test(sym_dso, idle_lru_bounded)
 	cr_expect_eq(st.dsos, 64);
 	sym_dsos__free(c);
 	cr_expect_eq(count_fds(), fds0, "descriptors leaked");
-	rm_tree(dir);
+	test_rm_tree(dir);
 }
 
 Test(sym_dso, put_after_cache_free)
@@ -1055,7 +1033,7 @@ Test(sym_dso, corrupt_files)
 {
 	char bin[PATH_MAX], path[PATH_MAX];
 	struct strbuf sb = STRBUF_INIT;
-	char *dir = tmp_dir();
+	char *dir = test_tmp_dir("sym");
 	struct sym_dsos *c;
 	struct nm_table nm;
 	struct phdrs ph;
@@ -1117,13 +1095,13 @@ Test(sym_dso, corrupt_files)
 	sym_dsos__free(c);
 	strbuf_release(&sb);
 	free(nm.v);
-	rm_tree(dir);
+	test_rm_tree(dir);
 }
 
 Test(sym_dso, refuses_non_regular_files)
 {
 	struct sym_dsos *c = new_cache();
-	char *dir = tmp_dir();
+	char *dir = test_tmp_dir("sym");
 	char fifo[PATH_MAX], big[PATH_MAX];
 	struct sym_stats st;
 	int fd;
@@ -1168,7 +1146,7 @@ Test(sym_dso, refuses_non_regular_files)
 	cr_expect_eq(st.fail[SYM_FAIL_ELF], 4);
 	cr_expect_eq(st.dsos, 0);
 	sym_dsos__free(c);
-	rm_tree(dir);
+	test_rm_tree(dir);
 }
 
 /* An ELF header and one PT_LOAD, no section headers: valid, but no symbols. */
@@ -1180,7 +1158,7 @@ Test(sym_dso, no_symbol_tables)
 		unsigned char code[64];
 	} f;
 	struct sym_dsos *c = new_cache();
-	char *dir = tmp_dir();
+	char *dir = test_tmp_dir("sym");
 	char path[PATH_MAX];
 	struct sym_result r;
 	enum sym_fail why;
@@ -1220,7 +1198,7 @@ Test(sym_dso, no_symbol_tables)
 	cr_expect_eq(r.vaddr, 0x400000 + offsetof(typeof(f), code));
 	sym_dso__put(d);
 	sym_dsos__free(c);
-	rm_tree(dir);
+	test_rm_tree(dir);
 }
 
 Test(sym_dso, offsets_and_stats)
@@ -1370,7 +1348,7 @@ Test(sym_dso, libc_full_symtab_names)
 	struct sym_map_entry *e = NULL;
 	char libc[PATH_MAX] = "", dbg[PATH_MAX], full[PATH_MAX];
 	struct sym_dsos *c = new_cache();
-	char *dir = tmp_dir();
+	char *dir = test_tmp_dir("sym");
 	struct sym_dso *d;
 	struct nm_table nm;
 	struct phdrs ph;
@@ -1391,7 +1369,7 @@ Test(sym_dso, libc_full_symtab_names)
 	sym_dso__put(d);
 	sym_dsos__free(c);
 	if (access(dbg, R_OK) || access("/usr/bin/eu-unstrip", X_OK)) {
-		rm_tree(dir);
+		test_rm_tree(dir);
 		cr_skip_test("no %s or eu-unstrip (packages libc6-dbg, elfutils)", dbg);
 	}
 	snprintf(full, sizeof(full), "%s/libc-full.so", dir);
@@ -1415,5 +1393,5 @@ Test(sym_dso, libc_full_symtab_names)
 	sym_dso__put(d);
 	sym_dsos__free(c);
 	crosscheck(full, false);
-	rm_tree(dir);
+	test_rm_tree(dir);
 }
