@@ -287,20 +287,11 @@ static bool add_source_lines(struct prof_collector *c, uint32_t n, const struct 
  * before any frame of a sample is resolved: a refresh invalidates the names
  * earlier lookups returned.
  */
-static void sync_perfmap(struct prof_collector *c, struct prof_aspace *as,
-			 const struct prof_raw_sample *rs)
+static void sync_perfmap(struct prof_collector *c, struct prof_aspace *as)
 {
 	uint64_t drain = c->ts.drains + 1;
-	bool anon = false;
 
 	if (as->perfmap_drain == drain || as->dead_ns)
-		return;
-	for (uint32_t i = 0; i < rs->nustack && !anon; i++) {
-		const struct prof_vma *v = prof_procs__find_vma(c->procs, as, rs->ustack[i]);
-
-		anon = v && v->kind == PROF_VMA_ANON;
-	}
-	if (!anon)
 		return;
 	as->perfmap_drain = drain;
 	if (!as->perfmap)
@@ -314,9 +305,14 @@ static uint32_t add_user_frames(struct prof_collector *c, uint32_t n,
 {
 	struct prof_aspace *as = prof_procs__get(c->procs, rs->key->pid, rs->key->aspace);
 	uint64_t addrs[PROF_MAX_STACK_DEPTH + 1];
+	/*
+	 * Each frame's mapping, looked up once. A re-read of the maps during the
+	 * lookups retires the old array until the drain ends, so these stay valid.
+	 */
+	const struct prof_vma *vmas[PROF_MAX_STACK_DEPTH + 1];
 	uint32_t na = 0;
+	bool anon = false;
 
-	sync_perfmap(c, as, rs);
 	for (uint32_t i = 0; i < rs->nustack; i++) {
 		addrs[na++] = rs->ustack[i];
 		if (i == 0 && (rs->key->leaf_ra[0] || rs->key->leaf_ra[1])) {
@@ -326,10 +322,17 @@ static uint32_t add_user_frames(struct prof_collector *c, uint32_t n,
 				addrs[na++] = caller;
 		}
 	}
+	for (uint32_t i = 0; i < na; i++) {
+		vmas[i] = prof_procs__find_vma(c->procs, as, i ? addrs[i] - 1 : addrs[i]);
+		anon = anon || (vmas[i] && vmas[i]->kind == PROF_VMA_ANON);
+	}
+	/* JIT code: its perf map must be current before any name is taken from it. */
+	if (anon)
+		sync_perfmap(c, as);
 	for (uint32_t i = 0; i < na && n < MAX_FRAMES; i++, n++) {
 		uint64_t addr = addrs[i];
 		uint64_t look = i ? addr - 1 : addr;
-		const struct prof_vma *v = prof_procs__find_vma(c->procs, as, look);
+		const struct prof_vma *v = vmas[i];
 		struct prof_mapping_in *m = &c->maps[n];
 		const char *name = NULL;
 
