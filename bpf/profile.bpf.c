@@ -26,6 +26,8 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 /* Settings, written by user space between open and load. */
 const volatile __u32 filter_tgid = 0; /* 0 = every process */
 const volatile bool kernel_stacks = true; /* capture kernel stacks */
+/* Unwind user stacks with CFI rows (else frame pointers only, through bpf_get_stack). */
+const volatile bool cfi_unwind = true;
 
 /* Which map set the sampler writes to; flipped by user space (mmap'ed .bss). */
 __u32 active_set = 0;
@@ -79,6 +81,71 @@ struct {
 	__type(value, __u64);
 	__uint(max_entries, PROF_STAT__COUNT);
 } stats SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__type(key, __u32);
+	__type(value, __u64);
+	__uint(max_entries, PROF_UW__COUNT);
+} unwind_stops SEC(".maps");
+
+/*
+ * The unwind rows of every loaded file, one after the other; user space
+ * writes them through mmap and allocates ranges (profiler/unwind.c).
+ * Size set before load (--unwind-rows).
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__type(key, __u32);
+	__type(value, struct prof_unwind_row);
+	__uint(max_entries, 1 << 20);
+} unwind_rows SEC(".maps");
+
+/* Table id -> its range of unwind_rows; count 0 while not loaded. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, struct prof_unwind_table);
+	__uint(max_entries, 16384);
+} unwind_tables SEC(".maps");
+
+/*
+ * tgid -> its executable mappings. Written only by user space (from
+ * syscall context), so it need not be preallocated: 4 KiB per process
+ * that is tracked, not per possible process. Deleted at exec and exit.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, __u32);
+	__type(value, struct prof_proc_maps);
+	__uint(max_entries, 16384);
+} proc_maps SEC(".maps");
+
+/* Stacks of new processes, unwound in user space (struct prof_snapshot). */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 4 << 20);
+} snapshots SEC(".maps");
+
+/* The walker's state: too big for the BPF stack. */
+struct walk {
+	__u64 pc, sp, bp;
+	__u32 tgid, aspace;
+	__u32 stop; /* enum prof_uw_stop, PROF_UW_RUNNING while walking */
+	__u32 exact; /* pc is not a return address: look it up as is, not pc - 1 */
+	__u32 fp_step; /* the current pc came from a frame-pointer step */
+	__u32 pad;
+	struct prof_stack st;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__type(key, __u32);
+	__type(value, struct walk);
+	__uint(max_entries, 1);
+} walkbuf SEC(".maps");
 
 static __always_inline void stat_inc(__u32 which)
 {
@@ -135,6 +202,36 @@ static __always_inline bool regs_in_kernel(struct bpf_perf_event_data *ctx)
 }
 
 /*
+ * Stores @st in @stacks under a hash of its frames and flags. Returns the
+ * hash, or 0 with *@err set when the map is full.
+ */
+static __always_inline __u64 store_stack(void *stacks, struct prof_stack *st, __s32 *err)
+{
+	__u64 h = 0xcbf29ce484222325ULL;
+	long ret;
+
+	/* FNV-1a over whole frames; the verifier bounds the loop. */
+	for (__u32 i = 0; i < PROF_MAX_STACK_DEPTH; i++) {
+		if (i >= st->nframes)
+			break;
+		h ^= st->frames[i];
+		h *= 0x100000001b3ULL;
+	}
+	h ^= st->nframes;
+	h *= 0x100000001b3ULL;
+	h ^= st->flags;
+	if (h == 0)
+		h = 1; /* 0 means "no stack" in prof_sample_key */
+	ret = bpf_map_update_elem(stacks, &h, st, BPF_NOEXIST);
+	if (ret && ret != -EEXIST) {
+		stat_inc(PROF_STAT_STACK_FULL);
+		*err = -PROF_ERR_STACKS_FULL;
+		return 0;
+	}
+	return h;
+}
+
+/*
  * Captures one stack (kernel, or user with BPF_F_USER_STACK) and stores it
  * in @stacks under a hash of its frames. Returns the hash, or 0 with *@err
  * set to a negative errno.
@@ -144,9 +241,7 @@ static __always_inline __u64 capture_stack(void *ctx, void *stacks, __u64 flags,
 {
 	__u32 zero = 0;
 	struct prof_stack *st = bpf_map_lookup_elem(&scratch, &zero);
-	__u64 h = 0xcbf29ce484222325ULL;
 	long n;
-	long ret;
 
 	if (!st) {
 		*err = -1;
@@ -160,28 +255,14 @@ static __always_inline __u64 capture_stack(void *ctx, void *stacks, __u64 flags,
 	}
 	st->nframes = n / sizeof(__u64);
 	st->flags = 0;
-	if (st->nframes >= PROF_MAX_STACK_DEPTH) {
+	/* bpf_get_stack() stops at perf_event_max_stack (127 by default). */
+	if (st->nframes >= 127) {
 		st->flags |= PROF_STACK_FULL;
 		stat_inc(PROF_STAT_STACK_TRUNCATED);
 	}
-	/* FNV-1a over whole frames; the verifier bounds the loop at 127 rounds. */
-	for (__u32 i = 0; i < PROF_MAX_STACK_DEPTH; i++) {
-		if (i >= st->nframes)
-			break;
-		h ^= st->frames[i];
-		h *= 0x100000001b3ULL;
-	}
-	h ^= st->nframes;
-	if (h == 0)
-		h = 1; /* 0 means "no stack" in prof_sample_key */
-	ret = bpf_map_update_elem(stacks, &h, st, BPF_NOEXIST);
-	if (ret && ret != -EEXIST) {
-		stat_inc(PROF_STAT_STACK_FULL);
-		*err = -PROF_ERR_STACKS_FULL;
-		return 0;
-	}
-	return h;
+	return store_stack(stacks, st, err);
 }
+
 
 #if defined(__TARGET_ARCH_x86)
 /*
@@ -267,6 +348,305 @@ static __always_inline void count_sample(void *counts, struct prof_sample_key *k
 	}
 }
 
+/* ---- the CFI walker ------------------------------------------------------------------- */
+
+#if defined(__TARGET_ARCH_x86)
+static __always_inline void stop_inc(__u32 which)
+{
+	__u64 *v = bpf_map_lookup_elem(&unwind_stops, &which);
+
+	if (v)
+		*v += 1;
+}
+
+static __always_inline int walk_stop(struct walk *w, __u32 why)
+{
+	w->stop = why;
+	return 1;
+}
+
+static __always_inline int read_word(__u64 addr, __u64 *out)
+{
+	return bpf_probe_read_user(out, sizeof(*out), (void *)addr);
+}
+
+/* No row covers pc: the frame-pointer chain, the only other rule there is. */
+static __always_inline int fp_step(struct walk *w)
+{
+	__u64 nbp, ra;
+
+	if (w->bp == 0)
+		return walk_stop(w, PROF_UW_FP_END);
+	if (w->bp < w->sp || (w->bp & 7))
+		return walk_stop(w, PROF_UW_FP_BAD);
+	if (read_word(w->bp, &nbp) || read_word(w->bp + 8, &ra))
+		return walk_stop(w, PROF_UW_READ_FAILED);
+	stat_inc(PROF_STAT_UW_FP_FRAMES);
+	w->sp = w->bp + 16;
+	w->bp = nbp;
+	w->pc = ra;
+	w->exact = 0;
+	w->fp_step = 1;
+	return ra == 0 ? walk_stop(w, PROF_UW_COMPLETE) : 0;
+}
+
+/*
+ * Finds the caller of the frame (w->pc, w->sp, w->bp) and makes it the
+ * current frame. Returns 1 when the walk is over (w->stop says why).
+ */
+static __always_inline int unwind_one(struct walk *w)
+{
+	struct prof_proc_maps *pm = bpf_map_lookup_elem(&proc_maps, &w->tgid);
+	__u64 look = w->exact ? w->pc : w->pc - 1;
+	struct prof_unwind_table *t;
+	struct prof_unwind_row *row;
+	struct prof_exec_map *xm;
+	__u32 lo, hi, n, idx;
+	__u64 vaddr, cfa, ra;
+
+	if (!pm || pm->aspace != w->aspace)
+		return walk_stop(w, PROF_UW_SNAPSHOT);
+
+	/* The mapping: the last one starting at or below look. */
+	n = pm->n;
+	if (n > PROF_MAX_EXEC_MAPS)
+		n = PROF_MAX_EXEC_MAPS;
+	lo = 0;
+	hi = n;
+	for (int k = 0; k < 8; k++) { /* 2^8 > PROF_MAX_EXEC_MAPS */
+		__u32 mid;
+
+		if (lo >= hi)
+			break;
+		mid = (lo + hi) / 2;
+		if (pm->m[mid & (PROF_MAX_EXEC_MAPS - 1)].start <= look)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	xm = lo ? &pm->m[(lo - 1) & (PROF_MAX_EXEC_MAPS - 1)] : NULL;
+	if (!xm || look >= xm->end) {
+		/*
+		 * After a frame-pointer step the address is likely garbage; after
+		 * a CFI step it is real, and the mappings are out of date (dlopen):
+		 * user space re-reads them when it gets the snapshot.
+		 */
+		return walk_stop(w, w->fp_step ? PROF_UW_NO_MAPPING : PROF_UW_SNAPSHOT);
+	}
+	if (xm->kind != PROF_XM_TABLE)
+		return fp_step(w);
+	idx = xm->table;
+	t = bpf_map_lookup_elem(&unwind_tables, &idx);
+	if (!t || t->count == 0)
+		return walk_stop(w, PROF_UW_SNAPSHOT); /* rows still being loaded */
+	vaddr = look - xm->bias;
+	if (vaddr > 0xffffffffULL)
+		return walk_stop(w, PROF_UW_NOT_IN_TABLE);
+
+	/* The row: the last one whose pc <= vaddr. */
+	lo = t->first;
+	hi = t->first + t->count;
+	if (hi < lo)
+		return walk_stop(w, PROF_UW_NOT_IN_TABLE);
+	for (int k = 0; k < 24; k++) { /* 2^24 rows at most */
+		struct prof_unwind_row *r;
+		__u32 mid;
+
+		if (lo >= hi)
+			break;
+		mid = lo + (hi - lo) / 2;
+		r = bpf_map_lookup_elem(&unwind_rows, &mid);
+		if (!r)
+			return walk_stop(w, PROF_UW_NOT_IN_TABLE);
+		if (r->pc <= (__u32)vaddr)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo == t->first)
+		return fp_step(w); /* before the first row */
+	idx = lo - 1;
+	row = bpf_map_lookup_elem(&unwind_rows, &idx);
+	if (!row)
+		return walk_stop(w, PROF_UW_NOT_IN_TABLE);
+
+	switch (row->rule) {
+	case PROF_UW_SP:
+		cfa = w->sp + (__s64)row->cfa_off8 * 8;
+		break;
+	case PROF_UW_FP:
+		cfa = w->bp + (__s64)row->cfa_off8 * 8;
+		break;
+	case PROF_UW_FP_DEREF:
+		if (read_word(w->bp + (__s64)row->cfa_off8 * 8, &cfa))
+			return walk_stop(w, PROF_UW_READ_FAILED);
+		break;
+	case PROF_UW_PLT:
+		cfa = w->sp + 8 + ((w->pc & 15) >= (__u64)row->fp_off8 ? 8 : 0);
+		break;
+	case PROF_UW_SIGNAL: {
+		/*
+		 * The handler returned into __restore_rt with rsp at the
+		 * ucontext (arch/x86/include/asm/sigframe.h, rt_sigframe): the
+		 * interrupted registers are in uc_mcontext, at offset 40, in
+		 * struct sigcontext_64 order (rbp is word 10, rsp 15, rip 16).
+		 */
+		__u64 regs[7]; /* bp .. ip: words 10 to 16 */
+
+		if (bpf_probe_read_user(regs, sizeof(regs), (void *)(w->sp + 40 + 80)))
+			return walk_stop(w, PROF_UW_READ_FAILED);
+		stat_inc(PROF_STAT_UW_SIGNAL_FRAMES);
+		w->bp = regs[0];
+		w->sp = regs[5];
+		w->pc = regs[6];
+		w->exact = 1; /* an interrupted instruction, not a return address */
+		w->fp_step = 0;
+		return w->pc == 0 ? walk_stop(w, PROF_UW_COMPLETE) : 0;
+	}
+	case PROF_UW_END:
+		return walk_stop(w, PROF_UW_COMPLETE);
+	default: /* PROF_UW_NONE, PROF_UW_UNSUPPORTED */
+		return fp_step(w);
+	}
+	if (cfa <= w->sp)
+		return walk_stop(w, PROF_UW_NO_PROGRESS);
+	if (read_word(cfa - 8, &ra))
+		return walk_stop(w, PROF_UW_READ_FAILED);
+	if (row->fp_off8 && row->rule != PROF_UW_PLT &&
+	    read_word(cfa + (__s64)row->fp_off8 * 8, &w->bp))
+		return walk_stop(w, PROF_UW_READ_FAILED);
+	stat_inc(PROF_STAT_UW_CFI_FRAMES);
+	w->sp = cfa;
+	w->pc = ra;
+	w->exact = 0;
+	w->fp_step = 0;
+	return ra == 0 ? walk_stop(w, PROF_UW_COMPLETE) : 0;
+}
+
+/* One frame per bpf_loop() round: store the current pc, then find its caller. */
+static long walk_step(__u32 i, void *ctx)
+{
+	__u32 zero = 0;
+	struct walk *w = bpf_map_lookup_elem(&walkbuf, &zero);
+	__u32 n;
+
+	if (!w)
+		return 1;
+	n = w->st.nframes;
+	if (n >= PROF_MAX_STACK_DEPTH)
+		return walk_stop(w, PROF_UW_TRUNCATED);
+	w->st.frames[n & (PROF_MAX_STACK_DEPTH - 1)] = w->pc;
+	w->st.nframes = n + 1;
+	return unwind_one(w);
+}
+
+/*
+ * Sends the walk as a snapshot for user space to finish: the frames so
+ * far, the registers of the frame to go on from, the kernel stack, and the
+ * user stack from sp's page on, up to PROF_SNAP_PAGES pages (a page that
+ * cannot be read ends the copy). Returns false when the ring buffer is full.
+ */
+static __always_inline bool send_snapshot(void *ctx, struct walk *w,
+					  const struct prof_sample_key *key, bool in_kernel)
+{
+	struct prof_snapshot *r = bpf_ringbuf_reserve(&snapshots, sizeof(*r), 0);
+	__u64 base, off0;
+	long n;
+
+	if (!r)
+		return false;
+	__builtin_memcpy(&r->key, key, sizeof(*key));
+	r->pc = w->pc;
+	r->sp = w->sp;
+	r->bp = w->bp;
+	r->flags = w->exact ? PROF_SNAP_EXACT_PC : 0;
+	r->nuser = w->st.nframes;
+	if (bpf_probe_read_kernel(r->user, sizeof(r->user), w->st.frames))
+		r->nuser = 0;
+	r->nkern = 0;
+	if (in_kernel && kernel_stacks) {
+		n = bpf_get_stack(ctx, r->kern, sizeof(r->kern), 0);
+		if (n > 0)
+			r->nkern = n / sizeof(__u64);
+		else
+			r->key.kern_err = n < 0 ? (__s32)n : -2;
+	}
+	base = w->sp & ~4095ULL;
+	off0 = w->sp & 4095;
+	r->stack_base = base;
+	r->stack_len = 0;
+	if (!bpf_probe_read_user(&r->stack[off0], 4096 - off0, (void *)w->sp)) {
+		r->stack_len = 4096;
+		for (int p = 1; p < PROF_SNAP_PAGES; p++) {
+			if (bpf_probe_read_user(&r->stack[p * 4096], 4096,
+						(void *)(base + p * 4096)))
+				break;
+			r->stack_len += 4096;
+		}
+	}
+	bpf_ringbuf_submit(r, 0);
+	return true;
+}
+
+/*
+ * Walks the user stack with CFI rows into the walker's stack. Returns
+ * true when the sample went to user space as a snapshot (it is counted
+ * there, not here).
+ */
+static __always_inline bool cfi_user_stack(struct bpf_perf_event_data *ctx, bool in_kernel,
+					   struct prof_sample_key *key, struct walk **wp)
+{
+	__u32 zero = 0;
+	struct walk *w = bpf_map_lookup_elem(&walkbuf, &zero);
+
+	*wp = w;
+	if (!w)
+		return false;
+	if (!in_kernel) {
+		w->pc = *(volatile __u64 *)&ctx->regs.ip;
+		w->sp = *(volatile __u64 *)&ctx->regs.sp;
+		w->bp = *(volatile __u64 *)&ctx->regs.bp;
+	} else {
+		/* The user registers saved at kernel entry. */
+		struct pt_regs *regs =
+			(struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
+
+		if (!regs) {
+			w->st.nframes = 0;
+			w->stop = PROF_UW_READ_FAILED;
+			return false;
+		}
+		w->pc = BPF_CORE_READ(regs, ip);
+		w->sp = BPF_CORE_READ(regs, sp);
+		w->bp = BPF_CORE_READ(regs, bp);
+	}
+	w->tgid = key->pid;
+	w->aspace = key->aspace;
+	w->stop = PROF_UW_RUNNING;
+	w->exact = 1;
+	w->fp_step = 0;
+	w->st.nframes = 0;
+	w->st.flags = 0;
+	bpf_loop(PROF_MAX_STACK_DEPTH, walk_step, NULL, 0);
+	if (w->stop == PROF_UW_RUNNING)
+		w->stop = PROF_UW_TRUNCATED; /* every round found another caller */
+	if (w->stop == PROF_UW_SNAPSHOT) {
+		if (send_snapshot(ctx, w, key, in_kernel)) {
+			stop_inc(PROF_UW_SNAPSHOT);
+			return true;
+		}
+		w->stop = PROF_UW_SNAPSHOT_LOST;
+	}
+	stop_inc(w->stop);
+	if (w->stop == PROF_UW_TRUNCATED) {
+		w->st.flags |= PROF_STACK_FULL;
+		stat_inc(PROF_STAT_STACK_TRUNCATED);
+	}
+	w->st.flags |= w->stop << PROF_STACK_STOP_SHIFT;
+	return false;
+}
+#endif
+
 SEC("perf_event")
 int prof_sample(struct bpf_perf_event_data *ctx)
 {
@@ -318,10 +698,24 @@ int prof_sample(struct bpf_perf_event_data *ctx)
 	 * mode gets the user registers from the task's pt_regs (the kernel's
 	 * get_perf_callchain() does that for BPF_F_USER_STACK).
 	 */
+#if defined(__TARGET_ARCH_x86)
+	if (!kthread && cfi_unwind) {
+		struct walk *w;
+
+		if (cfi_user_stack(ctx, in_kernel, &key, &w))
+			return 0; /* a snapshot: user space counts it */
+		if (w && w->st.nframes) {
+			key.user_stack = store_stack(stacks, &w->st, &key.user_err);
+		} else {
+			key.user_err = -14; /* -EFAULT: no user registers */
+			stat_inc(PROF_STAT_USTACK_FAIL);
+		}
+	}
+#endif
 	if (in_kernel && kernel_stacks)
 		key.kern_stack =
 			capture_stack(ctx, stacks, 0, &key.kern_err, PROF_STAT_KSTACK_FAIL);
-	if (!kthread) {
+	if (!kthread && !cfi_unwind) {
 		key.user_stack = capture_stack(ctx, stacks, BPF_F_USER_STACK, &key.user_err,
 					       PROF_STAT_USTACK_FAIL);
 		find_leaf_ra(ctx, task, in_kernel, &key);
@@ -339,6 +733,8 @@ int BPF_PROG(prof_exec, struct task_struct *p)
 	if (filter_tgid && tgid != filter_tgid)
 		return 0;
 	new_aspace(tgid, PROF_EV_EXEC);
+	/* The old image's mappings are gone; user space sends the new ones. */
+	bpf_map_delete_elem(&proc_maps, &tgid);
 	return 0;
 }
 
@@ -356,5 +752,6 @@ int BPF_PROG(prof_exit, struct task_struct *p)
 		return 0;
 	emit_event(PROF_EV_EXIT, tgid, info->aspace);
 	bpf_map_delete_elem(&pids, &tgid);
+	bpf_map_delete_elem(&proc_maps, &tgid);
 	return 0;
 }

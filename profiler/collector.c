@@ -56,6 +56,10 @@ struct prof_collector {
 	uint32_t nkmissed;
 	struct sym_demangler *demangler;
 	struct sym_vdso *vdso; /* this kernel's vDSO symbols, NULL when unreadable */
+	struct prof_unwinder *unwinder; /* CFI tables; NULL in frame-pointer mode */
+	/* Snapshot samples finished in user space, counted at the next drain. */
+	struct pending_sample **pending;
+	size_t npending, cappending;
 	char *kernel_build_id;
 	struct prof_collector_opts opts;
 	int64_t period_ns;
@@ -94,6 +98,14 @@ struct prof_collector {
 	struct sym_frame sfr[MAX_INLINE];
 	struct prof_mapping_in maps[MAX_FRAMES];
 	char synth[MAX_FRAMES][SYNTH_LEN];
+};
+
+/* A sample from a snapshot, kept for the next drain. */
+struct pending_sample {
+	struct prof_sample_key key;
+	uint32_t nk, nu;
+	bool truncated;
+	__u64 frames[]; /* nk kernel frames, then nu user frames */
 };
 
 /* ---- symbolization of one drained entry ---------------------------------- */
@@ -445,6 +457,70 @@ static void on_event(void *ctx, const struct prof_event *e)
 	struct prof_collector *c = ctx;
 
 	prof_procs__event(c->procs, e);
+	if (!c->unwinder)
+		return;
+	if (e->type == PROF_EV_EXIT)
+		prof_unwinder__exit(c->unwinder, e->pid);
+	else
+		prof_unwinder__sync(c->unwinder, prof_procs__get(c->procs, e->pid, e->aspace));
+}
+
+/*
+ * A sample the kernel could not unwind yet: finish it with the same rows
+ * now (reading the maps and loading tables as needed), and have the
+ * process's mappings in the BPF maps for its next samples.
+ */
+static void on_snapshot(void *ctx, const struct prof_snapshot *snap)
+{
+	struct prof_collector *c = ctx;
+	struct prof_aspace *as;
+	struct pending_sample *ps;
+	uint64_t ufr[PROF_MAX_STACK_DEPTH] = {0};
+	uint32_t nu = 0, nk;
+	enum prof_uw_stop why;
+
+	if (!c->unwinder)
+		return;
+	as = prof_procs__get(c->procs, snap->key.pid, snap->key.aspace);
+	why = prof_unwinder__finish(c->unwinder, c->procs, as, snap, ufr, &nu);
+	prof_unwinder__sync(c->unwinder, as);
+	nk = snap->nkern < PROF_SNAP_KSTACK ? snap->nkern : PROF_SNAP_KSTACK;
+	ps = xmalloc(sizeof(*ps) + (nk + nu) * sizeof(__u64));
+	ps->key = snap->key;
+	ps->nk = nk;
+	ps->nu = nu;
+	ps->truncated = why == PROF_UW_TRUNCATED;
+	memcpy(ps->frames, snap->kern, nk * sizeof(__u64));
+	memcpy(ps->frames + nk, ufr, nu * sizeof(__u64));
+	if (c->npending == c->cappending) {
+		c->cappending = c->cappending ? c->cappending * 2 : 64;
+		c->pending = xrealloc(c->pending, c->cappending * sizeof(*c->pending));
+	}
+	c->pending[c->npending++] = ps;
+}
+
+/* Counts the snapshot samples into the batch being drained. */
+static void feed_pending(struct prof_collector *c)
+{
+	if (c->npending > c->ts.snapshots_pending_max)
+		c->ts.snapshots_pending_max = c->npending;
+	for (size_t i = 0; i < c->npending; i++) {
+		struct pending_sample *ps = c->pending[i];
+		struct prof_raw_sample rs = {
+			.key = &ps->key,
+			.count = 1,
+			.kstack = ps->nk ? ps->frames : NULL,
+			.nkstack = ps->nk,
+			.ustack = ps->nu ? ps->frames + ps->nk : NULL,
+			.nustack = ps->nu,
+			.ustack_full = ps->truncated,
+			.kstack_lost = ps->key.kern_err != 0,
+		};
+
+		on_sample(c, &rs);
+		free(ps);
+	}
+	c->npending = 0;
 }
 
 static void finish_window(struct prof_window *w, uint64_t flip_ns)
@@ -469,6 +545,10 @@ static void publish_stats(struct prof_collector *c)
 	c->ts.kallsyms_symbols = c->ksyms ? sym_kallsyms__count(c->ksyms) : 0;
 	prof_procs__stats(c->procs, &c->ts.procs);
 	sym_dsos__stats(c->dsos, &c->ts.sym);
+	if (c->unwinder) {
+		prof_unwinder__stats(c->unwinder, &c->ts.unwind);
+		prof_sampler__unwind_stops(c->sampler, c->ts.unwind_stops);
+	}
 	pthread_mutex_lock(&c->lock);
 	c->stats = c->ts;
 	pthread_mutex_unlock(&c->lock);
@@ -584,9 +664,10 @@ static void drain(struct prof_collector *c, bool final)
 	pthread_mutex_unlock(&c->lock);
 
 	/* Maps of processes announced before the flip are read first. */
-	prof_sampler__consume_events(c->sampler, on_event, c);
+	prof_sampler__consume_events(c->sampler, on_event, on_snapshot, c);
 	c->batch = prof_profile__new(c->period_ns);
 	n = prof_sampler__drain(c->sampler, on_sample, c, &flip_ns);
+	feed_pending(c);
 	c->last_flip_ns = flip_ns;
 	/* Wall time of the flip itself, not of the end of symbolization. */
 	c->last_flip_wall = now_wall_ns() - (now_mono_ns() - flip_ns);
@@ -670,7 +751,7 @@ static void *collector_main(void *arg)
 					if (read(c->wakefd, &v, sizeof(v)) < 0 && errno != EAGAIN)
 						pr_debug("wake fd: %s", strerror(errno));
 				} else {
-					prof_sampler__consume_events(c->sampler, on_event, c);
+					prof_sampler__consume_events(c->sampler, on_event, on_snapshot, c);
 				}
 			}
 		}
@@ -760,10 +841,19 @@ struct prof_collector *prof_collector__start(const struct prof_collector_opts *o
 	so.max_stacks = c->opts.max_stacks;
 	so.max_counts = c->opts.max_counts;
 	so.drain_ms = c->opts.drain_ms;
+	so.cfi_unwind = !c->opts.fp_only;
+	so.unwind_rows = c->opts.unwind_rows;
 	c->sampler = prof_sampler__open(&so);
 	if (!c->sampler) {
 		err = -errno;
 		goto fail;
+	}
+	{
+		struct prof_unwind_maps um;
+
+		if (prof_sampler__unwind_maps(c->sampler, &um))
+			c->unwinder = prof_unwinder__new(&um, c->vdso);
+		c->ts.cfi = c->unwinder != NULL;
 	}
 	/*
 	 * After loading: our own programs (the exec/exit tracepoints, which
@@ -868,6 +958,10 @@ void prof_collector__free(struct prof_collector *c)
 		free(w);
 	}
 	prof_profile__free(c->ival);
+	for (size_t i = 0; i < c->npending; i++)
+		free(c->pending[i]);
+	free(c->pending);
+	prof_unwinder__free(c->unwinder);
 	prof_sampler__free(c->sampler);
 	prof_procs__free(c->procs);
 	sym_dsos__free(c->dsos);

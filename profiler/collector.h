@@ -22,6 +22,7 @@
 #include "../symbolizer/symbolizer.h"
 #include "profile.h"
 #include "proc.h"
+#include "unwind.h"
 
 /*
  * Receives every interval's profile, on the collector thread, and owns it
@@ -44,6 +45,8 @@ struct prof_collector_opts {
 	uint64_t interval_ms; /* 0 = no intervals; else boundaries at wall-clock multiples */
 	prof_interval_fn interval_fn; /* see prof_interval_fn */
 	void *interval_ctx;
+	bool fp_only; /* unwind user stacks with frame pointers only (no CFI tables) */
+	uint32_t unwind_rows; /* entries of the BPF unwind row array, 0 = default */
 };
 
 struct prof_collector_stats {
@@ -68,6 +71,10 @@ struct prof_collector_stats {
 	unsigned int freq;
 	struct prof_procs_stats procs;
 	struct sym_stats sym;
+	bool cfi; /* user stacks are unwound with CFI tables */
+	uint64_t unwind_stops[PROF_UW__COUNT]; /* how BPF stack walks ended */
+	struct prof_unwinder_stats unwind; /* tables, and snapshots finished in user space */
+	uint64_t snapshots_pending_max; /* most snapshots waiting for one drain */
 };
 
 struct prof_collector;

@@ -180,6 +180,7 @@ static int read_maps(struct prof_procs *t, struct prof_aspace *as)
 	as->vmas = v;
 	as->nvmas = nv;
 	as->read_err = 0;
+	as->maps_gen++;
 	return 0;
 }
 

@@ -44,6 +44,7 @@ struct prof_aspace {
 	uint64_t dead_ns; /* CLOCK_MONOTONIC time of exit/exec, 0 while alive */
 	uint64_t refreshed; /* drain number of the last re-read on a miss, UINT64_MAX = none */
 	int read_err; /* last error reading /proc/PID/maps, 0 when fine */
+	uint32_t maps_gen; /* bumped by every successful read of the maps */
 	/*
 	 * The JIT's /tmp/perf-PID.map, owned; loaded by the collector on the first
 	 * frame in anonymous executable memory, refreshed at most once per drain.

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -33,7 +34,11 @@ struct prof_sampler {
 	int ncpus;
 	struct ring_buffer *rb;
 	prof_event_fn ev_fn;
+	prof_snapshot_fn snap_fn;
 	void *ev_ctx;
+	struct prof_unwind_row *rows; /* unwind_rows, mmap'ed; NULL in frame-pointer mode */
+	size_t rows_bytes;
+	uint32_t nrows;
 
 	/* Drain scratch, reused between drains. */
 	struct prof_sample_key *keys;
@@ -144,6 +149,16 @@ static int handle_rb_event(void *ctx, void *data, size_t size)
 	return 0;
 }
 
+static int handle_rb_snapshot(void *ctx, void *data, size_t size)
+{
+	struct prof_sampler *s = ctx;
+
+	if (size < sizeof(struct prof_snapshot) || !s->snap_fn)
+		return 0;
+	s->snap_fn(s->ev_ctx, data);
+	return 0;
+}
+
 static int attach_cpus(struct prof_sampler *s, unsigned int freq)
 {
 	bool *mask = NULL;
@@ -245,6 +260,16 @@ struct prof_sampler *prof_sampler__open(const struct prof_sampler_opts *opts)
 	}
 	s->skel->rodata->filter_tgid = opts->pid > 0 ? opts->pid : 0;
 	s->skel->rodata->kernel_stacks = opts->kernel_stacks;
+	s->skel->rodata->cfi_unwind = opts->cfi_unwind;
+	s->nrows = opts->cfi_unwind ? (opts->unwind_rows ? opts->unwind_rows : PROF_DEFAULT_UNWIND_ROWS)
+				    : 1;
+	bpf_map__set_max_entries(s->skel->maps.unwind_rows, s->nrows);
+	if (!opts->cfi_unwind) {
+		/* Frame-pointer mode: the CFI maps stay tiny. */
+		bpf_map__set_max_entries(s->skel->maps.unwind_tables, 1);
+		bpf_map__set_max_entries(s->skel->maps.proc_maps, 1);
+		bpf_map__set_max_entries(s->skel->maps.snapshots, 4096);
+	}
 	{
 		uint32_t def = map_size(ncpu_possible, opts->freq, opts->drain_ms);
 		uint32_t ms = opts->max_stacks ? opts->max_stacks : def;
@@ -291,6 +316,23 @@ struct prof_sampler *prof_sampler__open(const struct prof_sampler_opts *opts)
 		pr_err("opening the event ring buffer: %s", strerror(-err));
 		goto fail;
 	}
+	if (opts->cfi_unwind) {
+		err = ring_buffer__add(s->rb, bpf_map__fd(s->skel->maps.snapshots),
+				       handle_rb_snapshot, s);
+		if (err) {
+			pr_err("opening the snapshot ring buffer: %s", strerror(-err));
+			goto fail;
+		}
+		s->rows_bytes = (size_t)s->nrows * sizeof(struct prof_unwind_row);
+		s->rows = mmap(NULL, s->rows_bytes, PROT_READ | PROT_WRITE, MAP_SHARED,
+			       bpf_map__fd(s->skel->maps.unwind_rows), 0);
+		if (s->rows == MAP_FAILED) {
+			err = -errno;
+			s->rows = NULL;
+			pr_err("mapping the unwind rows: %s", strerror(-err));
+			goto fail;
+		}
+	}
 	err = attach_cpus(s, opts->freq);
 	if (err)
 		goto fail;
@@ -308,6 +350,8 @@ void prof_sampler__free(struct prof_sampler *s)
 	for (int i = s->nlinks - 1; i >= 0; i--)
 		bpf_link__destroy(s->links[i]);
 	ring_buffer__free(s->rb);
+	if (s->rows)
+		munmap(s->rows, s->rows_bytes);
 	profile_bpf__destroy(s->skel);
 	free(s->links);
 	free(s->keys);
@@ -328,15 +372,47 @@ int prof_sampler__events_fd(const struct prof_sampler *s)
 	return ring_buffer__epoll_fd(s->rb);
 }
 
-int prof_sampler__consume_events(struct prof_sampler *s, prof_event_fn fn, void *ctx)
+int prof_sampler__consume_events(struct prof_sampler *s, prof_event_fn fn,
+				 prof_snapshot_fn snap_fn, void *ctx)
 {
 	int n;
 
 	s->ev_fn = fn;
+	s->snap_fn = snap_fn;
 	s->ev_ctx = ctx;
 	n = ring_buffer__consume(s->rb);
 	s->ev_fn = NULL;
+	s->snap_fn = NULL;
 	return n;
+}
+
+bool prof_sampler__unwind_maps(const struct prof_sampler *s, struct prof_unwind_maps *out)
+{
+	if (!s->rows)
+		return false;
+	out->rows = s->rows;
+	out->nrows = s->nrows;
+	out->tables_fd = bpf_map__fd(s->skel->maps.unwind_tables);
+	out->ntables = bpf_map__max_entries(s->skel->maps.unwind_tables);
+	out->proc_maps_fd = bpf_map__fd(s->skel->maps.proc_maps);
+	return true;
+}
+
+int prof_sampler__unwind_stops(struct prof_sampler *s, uint64_t out[PROF_UW__COUNT])
+{
+	int fd = bpf_map__fd(s->skel->maps.unwind_stops);
+	uint64_t *pcpu = xcalloc(s->npossible, sizeof(*pcpu));
+	int err = 0;
+
+	for (uint32_t i = 0; i < PROF_UW__COUNT; i++) {
+		out[i] = 0;
+		if (!err)
+			err = bpf_map_lookup_elem(fd, &i, pcpu) ? -errno : 0;
+		for (int c = 0; !err && c < s->npossible; c++)
+			out[i] += pcpu[c];
+	}
+	free(pcpu);
+	return err;
 }
 
 /*

@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "../bpf/profile.h"
+#include "unwind.h"
 
 struct prof_sampler_opts {
 	unsigned int freq; /* samples per second per CPU (cpu-clock) */
@@ -25,7 +26,12 @@ struct prof_sampler_opts {
 	uint32_t max_stacks; /* entries per stacks map, 0 = default (see map_size()) */
 	uint32_t max_counts; /* entries per counts map, 0 = default (see map_size()) */
 	unsigned int drain_ms; /* how often the maps are drained, for the default sizes */
+	bool cfi_unwind; /* walk user stacks with CFI rows (else frame pointers only) */
+	uint32_t unwind_rows; /* entries of the unwind row array, 0 = PROF_DEFAULT_UNWIND_ROWS */
 };
+
+/* 1 Mi rows of 8 bytes: 8 MiB of kernel memory, ~30 libcs' worth of tables. */
+#define PROF_DEFAULT_UNWIND_ROWS (1U << 20)
 
 struct prof_sampler;
 
@@ -44,8 +50,18 @@ int prof_sampler__ncpus(const struct prof_sampler *s);
 int prof_sampler__events_fd(const struct prof_sampler *s);
 
 typedef void (*prof_event_fn)(void *ctx, const struct prof_event *e);
-/* Hands every queued process event to @fn. Returns the number handled or -errno. */
-int prof_sampler__consume_events(struct prof_sampler *s, prof_event_fn fn, void *ctx);
+typedef void (*prof_snapshot_fn)(void *ctx, const struct prof_snapshot *snap);
+/*
+ * Hands every queued process event to @fn and every stack snapshot (CFI
+ * mode) to @snap_fn. Returns the number handled or -errno.
+ */
+int prof_sampler__consume_events(struct prof_sampler *s, prof_event_fn fn,
+				 prof_snapshot_fn snap_fn, void *ctx);
+
+/* The CFI maps for profiler/unwind.c; false in frame-pointer mode. */
+bool prof_sampler__unwind_maps(const struct prof_sampler *s, struct prof_unwind_maps *out);
+/* Sums the per-CPU counts of how user stack walks ended (enum prof_uw_stop). */
+int prof_sampler__unwind_stops(struct prof_sampler *s, uint64_t out[PROF_UW__COUNT]);
 
 /*
  * One counted entry of a drain. The stacks are leaf first; NULL/0 when the

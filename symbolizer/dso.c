@@ -353,6 +353,11 @@ const char *sym_dso__build_id(const struct sym_dso *d)
 	return d->build_id;
 }
 
+uint64_t sym_dso__identity(const struct sym_dso *d)
+{
+	return d->build_id ? hash_bid(d->build_id) : hash_key(&d->key);
+}
+
 /* ---- hooks for dwarf.c (dso_priv.h) ---------------------------------------- */
 
 int dso__fd(const struct sym_dso *d)

@@ -179,6 +179,12 @@ void sym_dso__put(struct sym_dso *d);
 const char *sym_dso__path(const struct sym_dso *d);
 /* Lowercase hex build-id, or NULL when the file has none. */
 const char *sym_dso__build_id(const struct sym_dso *d);
+/*
+ * A 64-bit identity of the file's contents: a hash of the build-id, or of
+ * device, inode, size and mtime when there is none. Equal for every
+ * process that maps the same file (unwind tables are shared by it).
+ */
+uint64_t sym_dso__identity(const struct sym_dso *d);
 
 /*
  * ELF virtual address of a file offset, through the PT_LOAD program
@@ -210,6 +216,59 @@ int sym_dso__resolve(struct sym_dso *d, uint64_t file_offset, struct sym_result 
 int sym_dso__cfa(struct sym_dso *d, uint64_t vaddr, int *reg, int64_t *offset);
 
 void sym_dsos__stats(const struct sym_dsos *c, struct sym_stats *out);
+
+/* ---- unwind rows (CFI) -------------------------------------------------- */
+
+struct Elf; /* libelf's */
+
+/*
+ * How to find the caller's frame from one address range, reduced from the
+ * file's call frame information to what an x86-64 unwinder can do: the
+ * return address is at CFA - 8 in every row except SIGNAL and END rows.
+ */
+enum sym_cfa_rule {
+	SYM_CFA_NONE = 0, /* no CFI covers the address: a gap between FDEs */
+	SYM_CFA_SP, /* CFA = rsp + cfa_off */
+	SYM_CFA_FP, /* CFA = rbp + cfa_off */
+	SYM_CFA_FP_DEREF, /* CFA = *(rbp + cfa_off): stack realignment (DW_OP_breg6; DW_OP_deref) */
+	SYM_CFA_PLT, /* .plt entry: CFA = rsp + 8, + 8 more when (rip & 15) >= plt_cut */
+	SYM_CFA_SIGNAL, /* the rt_sigreturn trampoline: registers are in the ucontext at rsp */
+	SYM_CFA_END, /* the return address is undefined: the outermost frame (_start, clone3) */
+	SYM_CFA_UNSUPPORTED, /* a rule the unwinder does not follow (another register, an expression) */
+};
+
+struct sym_unwind_row {
+	uint64_t pc; /* ELF virtual address where the row starts; it holds up to the next row */
+	int64_t cfa_off;
+	int16_t fp_off; /* the caller's rbp is saved at CFA + fp_off; 0 = rbp is unchanged */
+	uint8_t rule; /* enum sym_cfa_rule */
+	uint8_t plt_cut; /* SYM_CFA_PLT only */
+};
+
+struct sym_unwind_stats {
+	uint64_t fdes; /* FDEs found in .eh_frame and .debug_frame */
+	uint64_t rows; /* rows after merging equal neighbours */
+	uint64_t unsupported; /* rows with SYM_CFA_UNSUPPORTED */
+	uint64_t bad_fdes; /* FDEs libdw could not evaluate (cut short) */
+	uint64_t synthesized; /* PLT sections without CFI given rsp + 8 */
+};
+
+/*
+ * The unwind rows of an x86-64 ELF image, sorted by pc, without overlaps:
+ * .eh_frame first, .debug_frame for ranges .eh_frame leaves out, and
+ * "rsp + 8" rows for PLT sections (.plt.sec, .plt.got) that have no CFI.
+ * Every gap between covered ranges starts with a SYM_CFA_NONE row. On
+ * success *@rows is a new array the caller frees (free()). @st may be NULL.
+ * Returns 0, -ENOEXEC (not ELF), -EOPNOTSUPP (not x86-64), -ENODATA (no CFI).
+ */
+int sym_unwind_rows_from_elf(struct Elf *elf, struct sym_unwind_row **rows, size_t *nrows,
+			     struct sym_unwind_stats *st);
+/* The same for a dso's file (its own .eh_frame; separate debug files are not read). */
+int sym_dso__unwind_rows(struct sym_dso *d, struct sym_unwind_row **rows, size_t *nrows,
+			 struct sym_unwind_stats *st);
+/* The row covering @vaddr: the last one whose pc <= vaddr; NULL when vaddr precedes them all. */
+const struct sym_unwind_row *sym_unwind_rows__find(const struct sym_unwind_row *rows, size_t n,
+						   uint64_t vaddr);
 
 /* ---- source lines (DWARF) ------------------------------------------------- */
 
@@ -378,6 +437,13 @@ uint64_t sym_vdso__size(const struct sym_vdso *v);
  */
 const char *sym_vdso__resolve(const struct sym_vdso *v, uint64_t offset_in_mapping,
 			      uint64_t *sym_off);
+
+/*
+ * The vDSO's unwind rows (see sym_unwind_rows_from_elf), with pc given as
+ * an offset in the [vdso] mapping; NULL and *@n = 0 when it has no CFI.
+ * Live as long as @v.
+ */
+const struct sym_unwind_row *sym_vdso__unwind_rows(const struct sym_vdso *v, size_t *n);
 
 /* ---- demangling ---------------------------------------------------------- */
 

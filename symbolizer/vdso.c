@@ -36,6 +36,9 @@ struct sym_vdso {
 	struct vdso_sym *syms; /* sorted by start, one per address */
 	size_t n;
 	char *arena;
+	/* unwind rows, pc as an offset in the mapping (see sym_vdso__unwind_rows) */
+	struct sym_unwind_row *rows;
+	size_t nrows;
 };
 
 /* The image's extent from its own headers: program headers, segments, section headers. */
@@ -173,6 +176,11 @@ struct sym_vdso *sym_vdso__load_self(void)
 	err = read_syms(v, elf);
 	if (err)
 		goto fail;
+	/* No CFI is not fatal: the vDSO is then unwound with frame pointers. */
+	if (sym_unwind_rows_from_elf(elf, &v->rows, &v->nrows, NULL) == 0) {
+		for (size_t i = 0; i < v->nrows; i++)
+			v->rows[i].pc = v->rows[i].pc - v->load_vaddr + v->load_off;
+	}
 	elf_end(elf);
 	free(copy);
 	return v;
@@ -191,6 +199,7 @@ void sym_vdso__free(struct sym_vdso *v)
 		return;
 	free(v->syms);
 	free(v->arena);
+	free(v->rows);
 	free(v);
 }
 
@@ -228,4 +237,10 @@ const char *sym_vdso__resolve(const struct sym_vdso *v, uint64_t offset_in_mappi
 	if (sym_off)
 		*sym_off = vaddr - s->start;
 	return s->name;
+}
+
+const struct sym_unwind_row *sym_vdso__unwind_rows(const struct sym_vdso *v, size_t *n)
+{
+	*n = v ? v->nrows : 0;
+	return v ? v->rows : NULL;
 }
