@@ -136,7 +136,7 @@ struct walk {
 	__u32 stop; /* enum prof_uw_stop, PROF_UW_RUNNING while walking */
 	__u32 exact; /* pc is not a return address: look it up as is, not pc - 1 */
 	__u32 fp_step; /* the current pc came from a frame-pointer step */
-	__u32 pad;
+	__u32 tmp; /* laundering of indexes, see unwind_one() */
 	struct prof_stack st;
 };
 
@@ -419,11 +419,21 @@ static __always_inline int unwind_one(struct walk *w)
 		if (lo >= hi)
 			break;
 		mid = (lo + hi) / 2;
+		/*
+		 * Through memory the verifier does not track: an index used in
+		 * pointer arithmetic makes lo and hi "precise", and then every
+		 * path through the loop is verified on its own (2^8 of them,
+		 * each followed by the row search): seconds of load time.
+		 */
+		*(volatile __u32 *)&w->tmp = mid;
+		mid = *(volatile __u32 *)&w->tmp;
 		if (pm->m[mid & (PROF_MAX_EXEC_MAPS - 1)].start <= look)
 			lo = mid + 1;
 		else
 			hi = mid;
 	}
+	*(volatile __u32 *)&w->tmp = lo;
+	lo = *(volatile __u32 *)&w->tmp;
 	xm = lo ? &pm->m[(lo - 1) & (PROF_MAX_EXEC_MAPS - 1)] : NULL;
 	if (!xm || look >= xm->end) {
 		/*

@@ -60,6 +60,14 @@ struct prof_collector {
 	/* Snapshot samples finished in user space, counted at the next drain. */
 	struct pending_sample **pending;
 	size_t npending, cappending;
+	/*
+	 * Address spaces whose mappings are still to be written to the BPF
+	 * maps: done between drains in slices (building tables for every
+	 * library of a busy machine takes a while at start), so that cuts are
+	 * served on time. Samples in between come as snapshots.
+	 */
+	struct sync_req *syncq;
+	size_t nsyncq, capsyncq;
 	char *kernel_build_id;
 	struct prof_collector_opts opts;
 	int64_t period_ns;
@@ -98,6 +106,10 @@ struct prof_collector {
 	struct sym_frame sfr[MAX_INLINE];
 	struct prof_mapping_in maps[MAX_FRAMES];
 	char synth[MAX_FRAMES][SYNTH_LEN];
+};
+
+struct sync_req {
+	uint32_t pid, aspace;
 };
 
 /* A sample from a snapshot, kept for the next drain. */
@@ -258,7 +270,6 @@ static bool add_source_lines(struct prof_collector *c, uint32_t n, const struct 
 	struct prof_mapping_in *m = &c->maps[n];
 	struct prof_line_in *ln = &c->xlines[c->nxlines];
 	int nf = sym_dso__frames(v->dso, look - v->start + v->pgoff, c->sfr, MAX_INLINE);
-	bool files = true, lines = true;
 
 	if (nf <= 0 || c->nxlines + nf > MAX_XLINES)
 		return false;
@@ -280,13 +291,16 @@ static bool add_source_lines(struct prof_collector *c, uint32_t n, const struct 
 			.file = c->sfr[j].file,
 			.line = c->sfr[j].line,
 		};
-		files = files && c->sfr[j].file;
-		lines = lines && c->sfr[j].line > 0;
 	}
 	c->nxlines += nf;
+	/*
+	 * The file's DWARF was used: the mapping has file names and lines even
+	 * where one location has none (crt1.o's _start, which CFI unwinding
+	 * reaches in every stack, has no DWARF in any build).
+	 */
 	m->has_functions = true;
-	m->has_filenames = files;
-	m->has_line_numbers = lines;
+	m->has_filenames = true;
+	m->has_line_numbers = true;
 	m->has_inline_frames = true;
 	c->locs[n] = (struct prof_loc_in){
 		.address = addr, .mapping = m, .lines = ln, .nlines = (uint32_t)nf};
@@ -459,10 +473,34 @@ static void on_event(void *ctx, const struct prof_event *e)
 	prof_procs__event(c->procs, e);
 	if (!c->unwinder)
 		return;
-	if (e->type == PROF_EV_EXIT)
+	if (e->type == PROF_EV_EXIT) {
 		prof_unwinder__exit(c->unwinder, e->pid);
-	else
-		prof_unwinder__sync(c->unwinder, prof_procs__get(c->procs, e->pid, e->aspace));
+		return;
+	}
+	if (c->nsyncq == c->capsyncq) {
+		c->capsyncq = c->capsyncq ? c->capsyncq * 2 : 64;
+		c->syncq = xrealloc(c->syncq, c->capsyncq * sizeof(*c->syncq));
+	}
+	c->syncq[c->nsyncq++] = (struct sync_req){e->pid, e->aspace};
+}
+
+static int next_timeout_ms(struct prof_collector *c, uint64_t now);
+
+/* Works through the sync queue for at most 20 ms, or until a drain is due. */
+static void run_syncs(struct prof_collector *c)
+{
+	uint64_t start = now_mono_ns();
+	size_t i = 0;
+
+	while (i < c->nsyncq) {
+		struct sync_req r = c->syncq[i++];
+
+		prof_unwinder__sync(c->unwinder, prof_procs__get(c->procs, r.pid, r.aspace));
+		if (now_mono_ns() - start > 20000000ULL || next_timeout_ms(c, now_mono_ns()) == 0)
+			break;
+	}
+	memmove(c->syncq, c->syncq + i, (c->nsyncq - i) * sizeof(*c->syncq));
+	c->nsyncq -= i;
 }
 
 /*
@@ -741,7 +779,10 @@ static void *collector_main(void *arg)
 		int timeout = next_timeout_ms(c, now);
 		bool stopping;
 
-		if (timeout > 0) {
+		if (c->nsyncq)
+			timeout = 0; /* poll, and get on with the queue */
+
+		if (timeout >= 0) {
 			int k = epoll_wait(c->epfd, ev, ARRAY_SIZE(ev), timeout);
 
 			for (int i = 0; i < k; i++) {
@@ -767,6 +808,8 @@ static void *collector_main(void *arg)
 			drain(c, stopping);
 		if (stopping)
 			break;
+		if (c->nsyncq)
+			run_syncs(c);
 	}
 	pthread_mutex_lock(&c->lock);
 	c->stopped = true;
@@ -962,6 +1005,7 @@ void prof_collector__free(struct prof_collector *c)
 		free(c->pending[i]);
 	free(c->pending);
 	prof_unwinder__free(c->unwinder);
+	free(c->syncq);
 	prof_sampler__free(c->sampler);
 	prof_procs__free(c->procs);
 	sym_dsos__free(c->dsos);

@@ -79,12 +79,18 @@ static const char usage_record[] =
 	"                        HZ x 5 s / 2, from 4096 to 65536)\n"
 	"      --max-counts N    distinct (thread, stack) pairs between drains (default as\n"
 	"                        --max-stacks); beyond it samples are dropped and counted\n"
+	"      --unwind MODE     user stacks: cfi (default: .eh_frame rows in the kernel,\n"
+	"                        frame pointers where there are none) or fp (frame\n"
+	"                        pointers only, as perf -g)\n"
+	"      --unwind-rows N   unwind rows the kernel holds (default 1048576, 8 bytes\n"
+	"                        each; libc takes 28,000)\n"
 	"  -q, --quiet           no progress and no summary line\n"
 	"  -v, --verbose         more log output (repeat for debug)\n"
 	"  -h, --help            this help\n"
 	"\n"
-	"On a terminal it shows the time left; it ends with one summary line:\n"
-	"samples, processes and drops.\n";
+	"On a terminal it shows the time left; it ends with a summary: samples,\n"
+	"processes and drops, then how user stack walks ended (complete, truncated,\n"
+	"or why they stopped).\n";
 
 static const char usage_agent[] =
 	"Usage: bpfprof agent [--http-address ADDR:PORT] [-F HZ]\n"
@@ -122,6 +128,9 @@ static const char usage_agent[] =
 	"      --max-counts N            distinct (thread, stack) pairs between drains\n"
 	"                                (default as --max-stacks); beyond it samples are\n"
 	"                                dropped and counted\n"
+	"      --unwind MODE             user stacks: cfi (default) or fp (frame\n"
+	"                                pointers only); see bpfprof record --help\n"
+	"      --unwind-rows N           unwind rows the kernel holds (default 1048576)\n"
 	"  -v, --verbose                 more log output (repeat for debug)\n"
 	"  -h, --help                    this help\n";
 
@@ -160,6 +169,56 @@ static int parse_map_size(const char *s, uint32_t *out)
 		return -EINVAL;
 	*out = v;
 	return 0;
+}
+
+/* --unwind cfi|fp */
+static int parse_unwind(const char *s, bool *fp_only)
+{
+	if (strcmp(s, "cfi") == 0)
+		*fp_only = false;
+	else if (strcmp(s, "fp") == 0)
+		*fp_only = true;
+	else
+		return -EINVAL;
+	return 0;
+}
+
+/* --unwind-rows N */
+static int parse_unwind_rows(const char *s, uint32_t *out)
+{
+	unsigned long v;
+
+	if (parse_uint(s, 1024, 1UL << 24, &v))
+		return -EINVAL;
+	*out = v;
+	return 0;
+}
+
+/* How user stack walks ended, for the record summary: "99.1% complete; 3 fp_end, ..." */
+static void unwind_summary(const struct prof_collector_stats *st, struct strbuf *sb)
+{
+	uint64_t all = 0, done;
+
+	for (int i = 1; i < PROF_UW__COUNT; i++)
+		if (i != PROF_UW_SNAPSHOT)
+			all += st->unwind_stops[i];
+	/* Snapshots end in user space: count how those walks ended instead. */
+	for (int i = 1; i < PROF_UW__COUNT; i++)
+		all += st->unwind.snapshot_stops[i];
+	if (!all)
+		return;
+	done = st->unwind_stops[PROF_UW_COMPLETE] + st->unwind.snapshot_stops[PROF_UW_COMPLETE];
+	strbuf_addf(sb, "bpfprof: user stacks: %.1f%% complete", 100.0 * (double)done / (double)all);
+	for (int i = 2; i < PROF_UW__COUNT; i++) {
+		uint64_t n = st->unwind_stops[i] + st->unwind.snapshot_stops[i];
+
+		if (i == PROF_UW_SNAPSHOT)
+			n = st->unwind_stops[i];
+		if (n)
+			strbuf_addf(sb, ", %llu %s", (unsigned long long)n, prof_uw_stop_name(i));
+	}
+	strbuf_addf(sb, "; %llu unwind tables, %.1f MB\n", (unsigned long long)st->unwind.tables,
+		    (double)st->unwind.rows_used * sizeof(struct prof_unwind_row) / 1e6);
 }
 
 static int bad_option(const char *cmd, const char *what, const char *val)
@@ -289,6 +348,8 @@ static int cmd_record(int argc, char **argv)
 		{"max-counts", required_argument, NULL, 'C'},
 		{"lines", no_argument, NULL, 'l'},
 		{"dwarf-memory", required_argument, NULL, 'M'},
+		{"unwind", required_argument, NULL, 'U'},
+		{"unwind-rows", required_argument, NULL, 'W'},
 		{"quiet", no_argument, NULL, 'q'},
 		{"verbose", no_argument, NULL, 'v'},
 		{"help", no_argument, NULL, 'h'},
@@ -334,6 +395,14 @@ static int cmd_record(int argc, char **argv)
 			break;
 		case 'K':
 			co.no_kernel = true;
+			break;
+		case 'U':
+			if (parse_unwind(optarg, &co.fp_only))
+				return bad_option(argv[0], "--unwind mode (cfi or fp)", optarg);
+			break;
+		case 'W':
+			if (parse_unwind_rows(optarg, &co.unwind_rows))
+				return bad_option(argv[0], "--unwind-rows (1024..16777216)", optarg);
 			break;
 		case 'S':
 		case 'C':
@@ -471,6 +540,13 @@ static int cmd_record(int argc, char **argv)
 			(unsigned long long)drops,
 			(unsigned long long)(st.kstacks_lost + st.ustacks_lost),
 			(unsigned long long)st.bpf[PROF_STAT_EVENTS_LOST]);
+	if (!quiet) {
+		struct strbuf us = STRBUF_INIT;
+
+		unwind_summary(&st, &us);
+		fputs(us.buf ? us.buf : "", stderr);
+		strbuf_release(&us);
+	}
 	ret = 0;
 out:
 	prof_profile__free(prof);
@@ -521,6 +597,27 @@ static void agent_status(void *ctx, struct strbuf *out)
 		    (unsigned long long)y->dwarf_hits, (unsigned long long)y->dwarf_cache_hits,
 		    (unsigned long long)st.kallsyms_symbols,
 		    (unsigned long long)st.kallsyms_reloads);
+	/* User stack walks: how they ended, in the kernel and for snapshots. */
+	strbuf_addf(out, "unwind_mode %s\n", st.cfi ? "cfi" : "fp");
+	for (int i = 1; st.cfi && i < PROF_UW__COUNT; i++)
+		strbuf_addf(out, "unwind_%s %llu\n", prof_uw_stop_name(i),
+			    (unsigned long long)(st.unwind_stops[i] +
+						 (i == PROF_UW_SNAPSHOT ? 0 : st.unwind.snapshot_stops[i])));
+	if (st.cfi)
+		strbuf_addf(out,
+			    "unwind_frames_cfi %llu\nunwind_frames_fp %llu\n"
+			    "unwind_frames_signal %llu\nunwind_tables %llu\nunwind_rows %llu\n"
+			    "unwind_rows_capacity %llu\nunwind_files_without_cfi %llu\n"
+			    "unwind_tables_evicted %llu\nunwind_snapshots_finished %llu\n",
+			    (unsigned long long)st.bpf[PROF_STAT_UW_CFI_FRAMES],
+			    (unsigned long long)st.bpf[PROF_STAT_UW_FP_FRAMES],
+			    (unsigned long long)st.bpf[PROF_STAT_UW_SIGNAL_FRAMES],
+			    (unsigned long long)st.unwind.tables,
+			    (unsigned long long)st.unwind.rows_used,
+			    (unsigned long long)st.unwind.rows_capacity,
+			    (unsigned long long)st.unwind.files_without_cfi,
+			    (unsigned long long)st.unwind.tables_evicted,
+			    (unsigned long long)st.unwind.snapshots);
 }
 
 /* One metric family: HELP and TYPE, then the sample (without labels). */
@@ -617,6 +714,47 @@ static void agent_metrics(void *ctx, struct strbuf *out)
 		    "bpfprof_map_capacity{map=\"counts\"} %u\nbpfprof_map_capacity{map=\"stacks\"} "
 		    "%u\n",
 		    st.map_counts_cap, st.map_stacks_cap);
+	if (st.cfi) {
+		metric_head(out, "bpfprof_unwind_stops_total", "counter",
+			    "User stack walks by how they ended, in the kernel (where=\"bpf\") or "
+			    "for new-process snapshots in user space (where=\"user\").");
+		for (int i = 1; i < PROF_UW__COUNT; i++) {
+			strbuf_addf(out, "bpfprof_unwind_stops_total{where=\"bpf\",reason=\"%s\"} %llu\n",
+				    prof_uw_stop_name(i), (unsigned long long)st.unwind_stops[i]);
+			if (i != PROF_UW_SNAPSHOT && i != PROF_UW_SNAPSHOT_LOST)
+				strbuf_addf(out,
+					    "bpfprof_unwind_stops_total{where=\"user\",reason=\"%s\"} "
+					    "%llu\n",
+					    prof_uw_stop_name(i),
+					    (unsigned long long)st.unwind.snapshot_stops[i]);
+		}
+		metric_head(out, "bpfprof_unwind_frames_total", "counter",
+			    "User frames unwound in the kernel, by method.");
+		strbuf_addf(out,
+			    "bpfprof_unwind_frames_total{method=\"cfi\"} %llu\n"
+			    "bpfprof_unwind_frames_total{method=\"frame_pointer\"} %llu\n"
+			    "bpfprof_unwind_frames_total{method=\"signal\"} %llu\n",
+			    (unsigned long long)st.bpf[PROF_STAT_UW_CFI_FRAMES],
+			    (unsigned long long)st.bpf[PROF_STAT_UW_FP_FRAMES],
+			    (unsigned long long)st.bpf[PROF_STAT_UW_SIGNAL_FRAMES]);
+		metric(out, "bpfprof_unwind_tables", "gauge",
+		       "Files whose unwind rows are loaded in the kernel.", st.unwind.tables);
+		metric_head(out, "bpfprof_unwind_rows", "gauge",
+			    "Unwind rows (8 bytes each) in use, and the capacity (--unwind-rows).");
+		strbuf_addf(out,
+			    "bpfprof_unwind_rows{state=\"used\"} %llu\n"
+			    "bpfprof_unwind_rows{state=\"capacity\"} %llu\n",
+			    (unsigned long long)st.unwind.rows_used,
+			    (unsigned long long)st.unwind.rows_capacity);
+		metric(out, "bpfprof_unwind_files_without_cfi_total", "counter",
+		       "Files unwound with frame pointers: no usable CFI, or no room for it.",
+		       st.unwind.files_without_cfi);
+		metric(out, "bpfprof_unwind_tables_evicted_total", "counter",
+		       "Unwind tables unloaded to make room (rebuilt when needed again).",
+		       st.unwind.tables_evicted);
+		metric(out, "bpfprof_unwind_table_build_seconds_total", "counter",
+		       "Time spent turning .eh_frame into rows.", (double)st.unwind.build_ns / 1e9);
+	}
 	metric_head(out, "bpfprof_frames_total", "counter", "Frames symbolized, by outcome.");
 	strbuf_addf(out,
 		    "bpfprof_frames_total{result=\"dwarf\"} %llu\n"
@@ -733,6 +871,8 @@ static int cmd_agent(int argc, char **argv)
 		{"max-counts", required_argument, NULL, 'C'},
 		{"dwarf-memory", required_argument, NULL, 'M'},
 		{"symbol-cache", required_argument, NULL, 'Y'},
+		{"unwind", required_argument, NULL, 'U'},
+		{"unwind-rows", required_argument, NULL, 'W'},
 		{"store", required_argument, NULL, 's'},
 		{"no-store", no_argument, NULL, 'N'},
 		{"interval", required_argument, NULL, 'i'},
@@ -770,6 +910,14 @@ static int cmd_agent(int argc, char **argv)
 			break;
 		case 'K':
 			co.no_kernel = true;
+			break;
+		case 'U':
+			if (parse_unwind(optarg, &co.fp_only))
+				return bad_option(argv[0], "--unwind mode (cfi or fp)", optarg);
+			break;
+		case 'W':
+			if (parse_unwind_rows(optarg, &co.unwind_rows))
+				return bad_option(argv[0], "--unwind-rows (1024..16777216)", optarg);
 			break;
 		case 'S':
 		case 'C':

@@ -167,10 +167,11 @@ static uint32_t intern_mapping(struct prof_profile *p, const struct prof_mapping
 	slot = htab_find(&x->mappings, h, p, mapping_eq, m);
 	if (*slot) {
 		e = &p->mappings[(uint32_t)*slot - 1];
-		e->has_functions &= m->has_functions;
-		e->has_filenames &= m->has_filenames;
-		e->has_line_numbers &= m->has_line_numbers;
-		e->has_inline_frames &= m->has_inline_frames;
+		/* Symbolized with names (and DWARF) if any location of it was. */
+		e->has_functions |= m->has_functions;
+		e->has_filenames |= m->has_filenames;
+		e->has_line_numbers |= m->has_line_numbers;
+		e->has_inline_frames |= m->has_inline_frames;
 		return (uint32_t)*slot;
 	}
 	idx = p->nmappings;

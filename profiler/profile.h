@@ -38,7 +38,7 @@ struct prof_mapping {
 	uint32_t build_id; /* string index, 0 when unknown */
 	/*
 	 * pprof's has_* flags: true only when every location of the mapping has
-	 * that information. Merged with AND when the same mapping is added twice.
+	 * that information. Merged with OR when the same mapping is added twice.
 	 */
 	bool has_functions;
 	bool has_filenames;
