@@ -37,8 +37,9 @@ struct prof_mapping {
 	uint32_t filename; /* string index */
 	uint32_t build_id; /* string index, 0 when unknown */
 	/*
-	 * pprof's has_* flags: true only when every location of the mapping has
-	 * that information. Merged with OR when the same mapping is added twice.
+	 * pprof's has_* flags: true when the mapping was symbolized that far
+	 * (names; DWARF files, lines and inline frames), even if one location
+	 * had nothing to find. Merged with OR when the same mapping is added twice.
 	 */
 	bool has_functions;
 	bool has_filenames;
