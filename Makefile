@@ -116,7 +116,8 @@ FIX := $(BUILD)/fixtures
 FIX_FP := -O2 -g -fno-omit-frame-pointer -mno-omit-leaf-frame-pointer -fno-inline \
 	-fno-optimize-sibling-calls -fno-pie -no-pie
 FIXTURES := $(FIX)/fpchains $(FIX)/elfsyms $(FIX)/elfsyms-stripped $(FIX)/burn \
-	$(FIX)/inlines $(FIX)/inlines-dwarf4 $(FIX)/jitmap
+	$(FIX)/inlines $(FIX)/inlines-dwarf4 $(FIX)/jitmap $(FIX)/libcfilib.so $(FIX)/cfichains \
+	$(FIX)/cfichains-stripped
 
 fixtures: $(FIXTURES)
 
@@ -157,6 +158,27 @@ $(FIX)/jitmap: tests/fixtures/jitmap.c
 	@mkdir -p $(@D)
 	@echo "  FIXTURE $@"
 	@$(CC) $(FIX_FP) -o $@ $<
+
+# No frame pointers anywhere (issue 3): the CFI unwinder's fixtures. noipa in
+# the sources keeps the chains as written; the library is found through
+# rpath $ORIGIN; the true chains come from libunwind inside the program.
+FIX_CFI := -O2 -g -fomit-frame-pointer -fno-optimize-sibling-calls -Wl,--build-id=sha1
+
+$(FIX)/libcfilib.so: tests/fixtures/cfilib.c
+	@mkdir -p $(@D)
+	@echo "  FIXTURE $@"
+	@$(CC) $(FIX_CFI) -fPIC -shared -o $@ $<
+
+$(FIX)/cfichains: tests/fixtures/cfichains.c $(FIX)/libcfilib.so
+	@echo "  FIXTURE $@"
+	@$(CC) $(FIX_CFI) -pthread -o $@ $< -L$(FIX) -lcfilib -Wl,-rpath,'$$ORIGIN' -lunwind
+
+# Same program without .symtab or any debug section (.debug_frame included):
+# names from .dynsym (-rdynamic), unwinding from .eh_frame alone.
+$(FIX)/cfichains-stripped: tests/fixtures/cfichains.c $(FIX)/libcfilib.so
+	@echo "  FIXTURE $@"
+	@$(CC) $(FIX_CFI) -rdynamic -pthread -o $@ $< -L$(FIX) -lcfilib \
+		-Wl,-rpath,'$$ORIGIN' -lunwind && strip --strip-all $@
 
 # ---- tests -----------------------------------------------------------------
 
