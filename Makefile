@@ -3,7 +3,8 @@
 #   make            build build/bpfprof
 #   sudo make run   install missing packages, build, start the agent on 127.0.0.1:7071
 #   sudo make test  install missing packages, build, run unit and end-to-end tests
-#   make bench      bpfprof against perf (overhead) and against llvm-symbolizer,
+#   make bench      bpfprof against perf (overhead; and --call-graph dwarf on a
+#                   workload without frame pointers) and against llvm-symbolizer,
 #                   addr2line and eu-addr2line (symbolization), side by side, and
 #                   the agent under process churn for 10 minutes (root)
 #   make install    install to $(PREFIX)/bin
@@ -267,6 +268,7 @@ bench: deps
 	@$(MAKE) --no-print-directory $(BUILD)/bpfprof fixtures
 	@BPFPROF_BUILD=$(BUILD) bench/run.sh
 	@BPFPROF_BUILD=$(BUILD) bench/symbolize.sh
+	@BPFPROF_BUILD=$(BUILD) bench/unwind.sh
 	@BPFPROF_BUILD=$(BUILD) bench/agent.sh
 
 install: $(BUILD)/bpfprof
