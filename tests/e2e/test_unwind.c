@@ -354,9 +354,11 @@ static void check_mix(const char *fixture)
 	pid_t pid;
 
 	test_require_bpf();
-	test_build_path(fixture, fix, sizeof(fix));
+	/* The stripped variant is the same code; objdump finds names in the unstripped one. */
+	test_build_path("fixtures/cfichains", fix, sizeof(fix));
 	for (size_t i = 0; i < ARRAY_SIZE(frameless); i++)
 		check_frameless(fix, frameless[i]);
+	test_build_path(fixture, fix, sizeof(fix));
 	snprintf(truth_path, sizeof(truth_path), "%s/truth.txt", dir);
 	{
 		char *argv[] = {fix, "mix", "11", truth_path, NULL};
@@ -394,9 +396,9 @@ static void check_mix(const char *fixture)
 		cr_log_info("%s: %-10s %-70s truth %5.1f %%  profile %5.1f %%", fixture, t[c].who,
 			    want, 100 * t[c].share, 100 * share);
 		cr_expect_gt(t[c].samples, 0,
-			     "%s: the true chain %s (thread %s) never appears exactly; most "
-			     "frequent other stacks:%s",
-			     fixture, want, t[c].who, offenders_top(&off, 5, msg, sizeof(msg)));
+			     "%s: the true chain %s (thread %s) never appears exactly (offending "
+			     "stacks below)",
+			     fixture, want, t[c].who);
 		cr_expect_leq(fabs(100 * (share - t[c].share)), SHARE_TOLERANCE_PP,
 			      "%s: chain %s has %.1f %% of samples, truth %.1f %% (tolerance %.0f "
 			      "points)",
