@@ -3,7 +3,8 @@
 #   make            build build/bpfprof
 #   sudo make run   install missing packages, build, start the agent on 127.0.0.1:7071
 #   sudo make test  install missing packages, build, run unit and end-to-end tests
-#   make bench      bpfprof against perf (overhead) and against llvm-symbolizer,
+#   make bench      bpfprof against perf (overhead; and --call-graph dwarf on a
+#                   workload without frame pointers) and against llvm-symbolizer,
 #                   addr2line and eu-addr2line (symbolization), side by side, and
 #                   the agent under process churn for 10 minutes (root)
 #   make install    install to $(PREFIX)/bin
@@ -116,7 +117,8 @@ FIX := $(BUILD)/fixtures
 FIX_FP := -O2 -g -fno-omit-frame-pointer -mno-omit-leaf-frame-pointer -fno-inline \
 	-fno-optimize-sibling-calls -fno-pie -no-pie
 FIXTURES := $(FIX)/fpchains $(FIX)/elfsyms $(FIX)/elfsyms-stripped $(FIX)/burn \
-	$(FIX)/inlines $(FIX)/inlines-dwarf4 $(FIX)/jitmap
+	$(FIX)/inlines $(FIX)/inlines-dwarf4 $(FIX)/jitmap $(FIX)/libcfilib.so $(FIX)/cfichains \
+	$(FIX)/cfichains-stripped
 
 fixtures: $(FIXTURES)
 
@@ -157,6 +159,27 @@ $(FIX)/jitmap: tests/fixtures/jitmap.c
 	@mkdir -p $(@D)
 	@echo "  FIXTURE $@"
 	@$(CC) $(FIX_FP) -o $@ $<
+
+# No frame pointers anywhere (issue 3): the CFI unwinder's fixtures. noipa in
+# the sources keeps the chains as written; the library is found through
+# rpath $ORIGIN; the true chains come from libunwind inside the program.
+FIX_CFI := -O2 -g -fomit-frame-pointer -fno-optimize-sibling-calls -Wl,--build-id=sha1
+
+$(FIX)/libcfilib.so: tests/fixtures/cfilib.c
+	@mkdir -p $(@D)
+	@echo "  FIXTURE $@"
+	@$(CC) $(FIX_CFI) -fPIC -shared -o $@ $<
+
+$(FIX)/cfichains: tests/fixtures/cfichains.c $(FIX)/libcfilib.so
+	@echo "  FIXTURE $@"
+	@$(CC) $(FIX_CFI) -pthread -o $@ $< -L$(FIX) -lcfilib -Wl,-rpath,'$$ORIGIN' -lunwind
+
+# Same program without .symtab or any debug section (.debug_frame included):
+# names from .dynsym (-rdynamic), unwinding from .eh_frame alone.
+$(FIX)/cfichains-stripped: tests/fixtures/cfichains.c $(FIX)/libcfilib.so
+	@echo "  FIXTURE $@"
+	@$(CC) $(FIX_CFI) -rdynamic -pthread -o $@ $< -L$(FIX) -lcfilib \
+		-Wl,-rpath,'$$ORIGIN' -lunwind && strip --strip-all $@
 
 # ---- tests -----------------------------------------------------------------
 
@@ -245,6 +268,7 @@ bench: deps
 	@$(MAKE) --no-print-directory $(BUILD)/bpfprof fixtures
 	@BPFPROF_BUILD=$(BUILD) bench/run.sh
 	@BPFPROF_BUILD=$(BUILD) bench/symbolize.sh
+	@BPFPROF_BUILD=$(BUILD) bench/unwind.sh
 	@BPFPROF_BUILD=$(BUILD) bench/agent.sh
 
 install: $(BUILD)/bpfprof
