@@ -506,6 +506,10 @@ static __always_inline int unwind_one(struct walk *w)
 		if (bpf_probe_read_user(regs, sizeof(regs), (void *)(w->sp + 40 + 80)))
 			return walk_stop(w, PROF_UW_READ_FAILED);
 		stat_inc(PROF_STAT_UW_SIGNAL_FRAMES);
+		/* The trampoline's address was pushed by the kernel, not by a call. */
+		idx = w->st.nframes - 1;
+		if (idx < PROF_MAX_STACK_DEPTH)
+			w->st.frames[idx & (PROF_MAX_STACK_DEPTH - 1)] |= PROF_FRAME_EXACT;
 		w->bp = regs[0];
 		w->sp = regs[5];
 		w->pc = regs[6];
@@ -545,7 +549,8 @@ static long walk_step(__u32 i, void *ctx)
 	n = w->st.nframes;
 	if (n >= PROF_MAX_STACK_DEPTH)
 		return walk_stop(w, PROF_UW_TRUNCATED);
-	w->st.frames[n & (PROF_MAX_STACK_DEPTH - 1)] = w->pc;
+	w->st.frames[n & (PROF_MAX_STACK_DEPTH - 1)] =
+		w->pc | (n && w->exact ? PROF_FRAME_EXACT : 0);
 	w->st.nframes = n + 1;
 	return unwind_one(w);
 }

@@ -42,6 +42,14 @@ struct prof_stack {
 };
 _Static_assert(sizeof(struct prof_stack) == 8 + 8 * PROF_MAX_STACK_DEPTH, "prof_stack layout");
 
+/*
+ * In a user stack, a frame whose address is not a return address (the
+ * signal trampoline, and the instruction a signal interrupted) carries this
+ * bit: symbolize it at the address itself, not at address - 1. User
+ * addresses never have it (x86-64 user space ends below 2^47).
+ */
+#define PROF_FRAME_EXACT (1ULL << 62)
+
 #define PROF_STACK_FULL 0x1 /* nframes == PROF_MAX_STACK_DEPTH: the walk was cut off */
 /* User stacks: why the unwinder stopped (enum prof_uw_stop) is in bits 8..15 of flags. */
 #define PROF_STACK_STOP_SHIFT 8

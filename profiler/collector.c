@@ -336,20 +336,25 @@ static uint32_t add_user_frames(struct prof_collector *c, uint32_t n,
 	 * lookups retires the old array until the drain ends, so these stay valid.
 	 */
 	const struct prof_vma *vmas[PROF_MAX_STACK_DEPTH + 1];
+	/* Frames whose address is not a return address: looked up as is. */
+	bool exact[PROF_MAX_STACK_DEPTH + 1];
 	uint32_t na = 0;
 	bool anon = false;
 
 	for (uint32_t i = 0; i < rs->nustack; i++) {
-		addrs[na++] = rs->ustack[i];
+		exact[na] = i == 0 || (rs->ustack[i] & PROF_FRAME_EXACT);
+		addrs[na++] = rs->ustack[i] & ~PROF_FRAME_EXACT;
 		if (i == 0 && (rs->key->leaf_ra[0] || rs->key->leaf_ra[1])) {
 			uint64_t caller = skipped_caller(c, as, rs);
 
-			if (caller)
+			if (caller) {
+				exact[na] = false;
 				addrs[na++] = caller;
+			}
 		}
 	}
 	for (uint32_t i = 0; i < na; i++) {
-		vmas[i] = prof_procs__find_vma(c->procs, as, i ? addrs[i] - 1 : addrs[i]);
+		vmas[i] = prof_procs__find_vma(c->procs, as, exact[i] ? addrs[i] : addrs[i] - 1);
 		anon = anon || (vmas[i] && vmas[i]->kind == PROF_VMA_ANON);
 	}
 	/* JIT code: its perf map must be current before any name is taken from it. */
@@ -357,7 +362,7 @@ static uint32_t add_user_frames(struct prof_collector *c, uint32_t n,
 		sync_perfmap(c, as);
 	for (uint32_t i = 0; i < na && n < MAX_FRAMES; i++, n++) {
 		uint64_t addr = addrs[i];
-		uint64_t look = i ? addr - 1 : addr;
+		uint64_t look = exact[i] ? addr : addr - 1;
 		const struct prof_vma *v = vmas[i];
 		struct prof_mapping_in *m = &c->maps[n];
 		const char *name = NULL;

@@ -495,6 +495,7 @@ void prof_unwinder__exit(struct prof_unwinder *u, uint32_t pid)
 struct uwalk {
 	uint64_t pc, sp, bp;
 	bool exact, fp_step;
+	bool mark_exact; /* the last frame stored is a signal trampoline */
 	const struct prof_snapshot *snap;
 };
 
@@ -581,6 +582,7 @@ static enum prof_uw_stop step(struct prof_unwinder *u, struct prof_procs *procs,
 		for (int i = 0; i < 7; i++)
 			if (!snap_word(w, w->sp + 40 + 80 + 8 * i, &r[i]))
 				return PROF_UW_READ_FAILED;
+		w->mark_exact = true; /* the trampoline's address: pushed, not called */
 		w->bp = r[0];
 		w->sp = r[5];
 		w->pc = r[6];
@@ -628,13 +630,17 @@ enum prof_uw_stop prof_unwinder__finish(struct prof_unwinder *u, struct prof_pro
 	u->st.snapshots++;
 	while (why == PROF_UW_RUNNING) {
 		why = step(u, procs, as, &w);
+		if (w.mark_exact) {
+			frames[k - 1] |= PROF_FRAME_EXACT;
+			w.mark_exact = false;
+		}
 		if (why != PROF_UW_RUNNING)
 			break;
 		if (k == PROF_MAX_STACK_DEPTH) {
 			why = PROF_UW_TRUNCATED;
 			break;
 		}
-		frames[k++] = w.pc;
+		frames[k++] = w.pc | (w.exact ? PROF_FRAME_EXACT : 0);
 		u->st.snapshot_frames++;
 	}
 	u->st.snapshot_stops[why]++;
