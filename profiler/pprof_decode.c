@@ -116,7 +116,8 @@ struct decoded {
 	struct prof_loc_in *locs;
 	struct idmap map_ids, func_ids, loc_ids;
 	int count_idx; /* index in Sample.value of samples/count, -1 = value[0] */
-	uint32_t comm_key, thread_key, pid_key, tid_key; /* string indexes, 0 = absent */
+	/* string indexes, 0 = absent */
+	uint32_t comm_key, thread_key, pid_key, tid_key, container_key;
 };
 
 static void decoded_release(struct decoded *d)
@@ -173,6 +174,7 @@ static int resolve(const pb_profile *pb, struct decoded *d)
 	d->thread_key = find_key(pb, "thread");
 	d->pid_key = find_key(pb, "pid");
 	d->tid_key = find_key(pb, "tid");
+	d->container_key = find_key(pb, "container_id");
 
 	IDMAP_BUILD(&d->map_ids, pb->mapping, pb->n_mapping);
 	IDMAP_BUILD(&d->func_ids, pb->function, pb->n_function);
@@ -261,7 +263,7 @@ static int resolve(const pb_profile *pb, struct decoded *d)
 
 struct sample_labels {
 	uint32_t pid, tid;
-	const char *comm, *thread;
+	const char *comm, *thread, *container;
 };
 
 static void sample_labels(const struct decoded *d, const Perftools__Profiles__Sample *s,
@@ -285,18 +287,18 @@ static void sample_labels(const struct decoded *d, const Perftools__Profiles__Sa
 			out->pid = (uint32_t)l->num;
 		else if (key == d->tid_key && !l->str)
 			out->tid = (uint32_t)l->num;
+		else if (key == d->container_key && l->str)
+			out->container = pb->string_table[l->str];
 	}
 }
 
 static bool filter_match(const struct pprof_decode_filter *f, const struct sample_labels *sl)
 {
-	if (!f)
-		return true;
-	if (f->pid && sl->pid != f->pid)
-		return false;
-	if (f->comm && strcmp(f->comm, sl->comm ? sl->comm : "") != 0)
-		return false;
-	return true;
+	const struct prof_filter pf = {.pid = f ? f->pid : 0,
+				       .comm = f ? f->comm : NULL,
+				       .container = f ? f->container : NULL};
+
+	return !f || prof_filter__match(&pf, sl->pid, sl->comm, sl->container);
 }
 
 static void add_samples(const struct decoded *d, const struct pprof_decode_filter *f,
@@ -324,6 +326,7 @@ static void add_samples(const struct decoded *d, const struct pprof_decode_filte
 		in.tid = sl.tid;
 		in.comm = sl.comm;
 		in.thread = sl.thread;
+		in.container = sl.container;
 		in.locs = stack;
 		in.nlocs = (uint32_t)s->n_location_id;
 		in.count = (uint64_t)s->value[d->count_idx >= 0 ? d->count_idx : 0];

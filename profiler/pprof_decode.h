@@ -6,9 +6,9 @@
  *
  * What comes back: every sample with its location list, every location with
  * all its lines, mappings (range, offset, file, build id, has_* flags) and
- * functions (name, system name, file); labels "comm" and "thread" (strings)
- * and "pid" and "tid" (numbers); the count from the "samples"/"count" value
- * (or, for profiles without it, the first value). period, time_nanos and
+ * functions (name, system name, file); labels "comm", "thread" and
+ * "container_id" (strings) and "pid" and "tid" (numbers); the count from the
+ * "samples"/"count" value (or, for profiles without it, the first value). period, time_nanos and
  * duration_nanos. Samples with a count of 0 are dropped (the store writes
  * them, see store.c). Tables are rebuilt through prof_profile__add_sample(), so
  * ids are renumbered in order of first use and unreferenced entries are
@@ -31,6 +31,7 @@
 struct pprof_decode_filter {
 	uint32_t pid; /* 0 = any process */
 	const char *comm; /* exact process name, NULL = any */
+	const char *container; /* container id or prefix (struct prof_filter), NULL = any */
 };
 
 /*

@@ -823,6 +823,7 @@ int prof_store__query(struct prof_store *s, int64_t start, int64_t end,
 	if (f) {
 		df.pid = f->pid;
 		df.comm = f->comm;
+		df.container = f->container;
 		dfp = &df;
 	}
 

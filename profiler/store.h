@@ -41,6 +41,7 @@ struct prof_store_opts {
 struct prof_store_filter {
 	uint32_t pid; /* 0 = any process */
 	const char *comm; /* exact process name; NULL = any */
+	const char *container; /* container id or prefix (struct prof_filter); NULL = any */
 };
 
 struct prof_store_stats {
