@@ -687,6 +687,20 @@ static int agent_query(void *ctx, int64_t start_ns, int64_t end_ns, struct prof_
 	return prof_store__query(a->store, start_ns, end_ns, NULL, out);
 }
 
+static int agent_series(void *ctx, int64_t start_ns, int64_t end_ns, const struct prof_filter *f,
+			struct api_series *out)
+{
+	struct agent *a = ctx;
+	struct prof_store_filter sf = {0};
+
+	if (!a->store)
+		return -ENOTSUP;
+	if (f)
+		sf = (struct prof_store_filter){
+			.pid = f->pid, .comm = f->comm, .container = f->container};
+	return prof_store__query_intervals(a->store, start_ns, end_ns, &sf, api_series__add, out);
+}
+
 static int agent_window2(void *ctx, unsigned int seconds, struct prof_profile **out)
 {
 	return prof_collector__window(((struct agent *)ctx)->c, seconds, out);
@@ -854,6 +868,7 @@ static int cmd_agent(int argc, char **argv)
 				  .status = agent_status2,
 				  .metrics = agent_metrics2,
 				  .query = agent_query,
+				  .series = agent_series,
 				  .ctx = &ag};
 	srv = srv__start(address, &src);
 	if (!srv) {

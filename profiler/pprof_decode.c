@@ -407,3 +407,76 @@ int pprof_decode(const void *data, size_t len, struct prof_profile **out)
 	*out = p;
 	return 0;
 }
+
+int pprof_count(const void *data, size_t len, const struct pprof_decode_filter *f, uint64_t *count,
+		int64_t *period)
+{
+	const unsigned char *b = data;
+	struct strbuf raw = STRBUF_INIT;
+	struct decoded d = {0};
+	uint64_t sum = 0;
+	pb_profile *pb;
+	bool ok = true;
+	size_t i, j;
+
+	*count = 0;
+	if (!data && len)
+		return -EINVAL;
+	if (len >= 2 && b[0] == 0x1f && b[1] == 0x8b) {
+		int err = gunzip(data, len, &raw);
+
+		if (err) {
+			strbuf_release(&raw);
+			return err;
+		}
+		data = raw.buf;
+		len = raw.len;
+	}
+	pb = perftools__profiles__profile__unpack(NULL, len, data);
+	strbuf_release(&raw);
+	if (!pb)
+		return -EINVAL;
+	/* Only what counting needs: the count's value index and the label keys. */
+	d.pb = pb;
+	d.count_idx = -1;
+	for (i = 0; i < pb->n_sample_type; i++) {
+		const Perftools__Profiles__ValueType *vt = pb->sample_type[i];
+
+		if (!strcmp(str_at(pb, vt->type, &ok), "samples") &&
+		    !strcmp(str_at(pb, vt->unit, &ok), "count")) {
+			d.count_idx = (int)i;
+			break;
+		}
+	}
+	d.comm_key = find_key(pb, "comm");
+	d.thread_key = find_key(pb, "thread");
+	d.pid_key = find_key(pb, "pid");
+	d.tid_key = find_key(pb, "tid");
+	d.container_key = find_key(pb, "container_id");
+	for (i = 0; ok && i < pb->n_sample; i++) {
+		const Perftools__Profiles__Sample *s = pb->sample[i];
+		size_t vi = d.count_idx >= 0 ? (size_t)d.count_idx : 0;
+		struct sample_labels sl;
+
+		if (s->n_value <= vi || s->value[vi] < 0) {
+			ok = false;
+			break;
+		}
+		for (j = 0; j < s->n_label; j++) {
+			str_at(pb, s->label[j]->key, &ok);
+			str_at(pb, s->label[j]->str, &ok);
+		}
+		if (!ok || !s->value[vi])
+			continue;
+		sample_labels(&d, s, &sl);
+		if (filter_match(f, &sl))
+			sum += (uint64_t)s->value[vi];
+	}
+	if (ok) {
+		*count = sum;
+		if (period)
+			*period = pb->period;
+	}
+	perftools__profiles__profile__free_unpacked(pb, NULL);
+	return ok ? 0 : -EINVAL;
+}

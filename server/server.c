@@ -88,6 +88,9 @@ static const char *const route_names[SRV_ROUTE__NR] = {
 	[SRV_ROUTE_FOLDED] = "/folded",
 	[SRV_ROUTE_HEALTHZ] = "/healthz",
 	[SRV_ROUTE_METRICS] = "/metrics",
+	[SRV_ROUTE_API_TIMESERIES] = "/api/timeseries",
+	[SRV_ROUTE_API_TOP] = "/api/top",
+	[SRV_ROUTE_API_PROCESSES] = "/api/processes",
 	[SRV_ROUTE_OTHER] = "other",
 };
 
@@ -315,6 +318,8 @@ static const char root_html[] =
 	"go tool pprof)</li>\n"
 	"<li><a href=\"/healthz\">/healthz</a>: health and counters</li>\n"
 	"<li><a href=\"/metrics\">/metrics</a>: the agent's own metrics (Prometheus)</li>\n"
+	"<li><a href=\"/api/timeseries\">/api/timeseries</a>, <a href=\"/api/top\">/api/top</a>, "
+	"<a href=\"/api/processes\">/api/processes</a>: the last hour as JSON</li>\n"
 	"</ul>\n"
 	"</body></html>\n";
 
@@ -486,6 +491,72 @@ static int parse_time(const char *v, int64_t *ns)
 	return 0;
 }
 
+static const char *arg(struct request *rq, const char *key)
+{
+	return MHD_lookup_connection_value(rq->conn, MHD_GET_ARGUMENT_KIND, key);
+}
+
+/* pid=, comm= and container= into *@f; on a bad value, a 400 in @rp and -EINVAL. */
+static int parse_filter(struct request *rq, struct reply *rp, struct prof_filter *f)
+{
+	const char *vp = arg(rq, "pid");
+
+	memset(f, 0, sizeof(*f));
+	f->comm = arg(rq, "comm");
+	f->container = arg(rq, "container");
+	if (vp) {
+		char *end;
+		unsigned long v = strtoul(vp, &end, 10);
+
+		if (!*vp || *end || *vp == '-' || *vp == '+' || v == 0 || v > INT32_MAX) {
+			reply_text(rp, MHD_HTTP_BAD_REQUEST, "bad pid: a process id\n");
+			return -EINVAL;
+		}
+		f->pid = (uint32_t)v;
+	}
+	if (f->container && !prof_filter_container_ok(f->container)) {
+		reply_text(rp, MHD_HTTP_BAD_REQUEST,
+			   "bad container: 12 to %d lowercase hex digits of a container id\n",
+			   PROF_CONTAINER_ID_LEN);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* The /api/ routes default to the last hour. */
+#define SRV_API_DEFAULT_RANGE_NS (3600LL * 1000000000)
+
+/*
+ * start= and end= into [*@start_ns, *@end_ns). Without either, *@history
+ * stays false, unless @always: then the range is the last hour. end
+ * defaults to now, start (with @always) to an hour before end. On a bad
+ * value, a 400 in @rp and -EINVAL.
+ */
+static int parse_range(struct request *rq, struct reply *rp, bool always, bool *history,
+		       int64_t *start_ns, int64_t *end_ns)
+{
+	const char *vs = arg(rq, "start"), *ve = arg(rq, "end");
+
+	*history = always || vs || ve;
+	if (!*history)
+		return 0;
+	*end_ns = (int64_t)now_wall_ns();
+	if ((ve && parse_time(ve, end_ns)) || (vs && parse_time(vs, start_ns)) ||
+	    (!vs && !always)) {
+		reply_text(rp, MHD_HTTP_BAD_REQUEST,
+			   "bad start/end: RFC 3339 or Unix seconds, start before end\n");
+		return -EINVAL;
+	}
+	if (!vs)
+		*start_ns = *end_ns - SRV_API_DEFAULT_RANGE_NS;
+	if (*start_ns >= *end_ns) {
+		reply_text(rp, MHD_HTTP_BAD_REQUEST,
+			   "bad start/end: RFC 3339 or Unix seconds, start before end\n");
+		return -EINVAL;
+	}
+	return 0;
+}
+
 static void handle_profile(struct srv *s, const struct route *rt, struct request *rq,
 			   struct reply *rp)
 {
@@ -494,8 +565,7 @@ static void handle_profile(struct srv *s, const struct route *rt, struct request
 	unsigned int seconds = rt->default_seconds;
 	bool with_lines, history = false;
 	int64_t start_ns = 0, end_ns = 0;
-	const char *comm = NULL;
-	uint32_t pid = 0;
+	struct prof_filter filter;
 	int err;
 
 	MHD_get_connection_values(rq->conn, MHD_GET_ARGUMENT_KIND, find_seconds, &arg);
@@ -516,38 +586,9 @@ static void handle_profile(struct srv *s, const struct route *rt, struct request
 		}
 		with_lines = v && !strcmp(v, "1") && rt->format != PROF_FMT_PPROF;
 	}
-	{
-		/* History range and filters. */
-		const char *vs =
-			MHD_lookup_connection_value(rq->conn, MHD_GET_ARGUMENT_KIND, "start");
-		const char *ve =
-			MHD_lookup_connection_value(rq->conn, MHD_GET_ARGUMENT_KIND, "end");
-		const char *vp =
-			MHD_lookup_connection_value(rq->conn, MHD_GET_ARGUMENT_KIND, "pid");
-
-		comm = MHD_lookup_connection_value(rq->conn, MHD_GET_ARGUMENT_KIND, "comm");
-		if (vp) {
-			char *end;
-			unsigned long v = strtoul(vp, &end, 10);
-
-			if (!*vp || *end || *vp == '-' || *vp == '+' || v == 0 || v > INT32_MAX) {
-				reply_text(rp, MHD_HTTP_BAD_REQUEST, "bad pid: a process id\n");
-				return;
-			}
-			pid = (uint32_t)v;
-		}
-		if (vs || ve) {
-			history = true;
-			end_ns = (int64_t)now_wall_ns();
-			if (!vs || parse_time(vs, &start_ns) || (ve && parse_time(ve, &end_ns)) ||
-			    start_ns >= end_ns) {
-				reply_text(rp, MHD_HTTP_BAD_REQUEST,
-					   "bad start/end: RFC 3339 or Unix seconds, start before "
-					   "end\n");
-				return;
-			}
-		}
-	}
+	if (parse_filter(rq, rp, &filter) ||
+	    parse_range(rq, rp, false, &history, &start_ns, &end_ns))
+		return;
 
 	switch (rt->format) {
 	case PROF_FMT_PPROF:
@@ -593,8 +634,8 @@ static void handle_profile(struct srv *s, const struct route *rt, struct request
 		goto out;
 	}
 
-	if (pid || comm) {
-		struct prof_profile *only = prof_profile__filter(p, pid, comm);
+	if (filter.pid || filter.comm || filter.container) {
+		struct prof_profile *only = prof_profile__filter_by(p, &filter);
 
 		prof_profile__free(p);
 		p = only;
@@ -632,6 +673,89 @@ out:
 	__atomic_fetch_sub(&s->stats.windows_open, 1, __ATOMIC_RELAXED);
 }
 
+#define SRV_API_MAX_LIMIT 100000
+#define SRV_API_TOP_DEFAULT_LIMIT 50
+
+/* Why a history source failed, as the profile routes say it. */
+static void reply_history_error(const struct route *rt, struct reply *rp, int err)
+{
+	if (err == -ENOTSUP) {
+		reply_text(rp, MHD_HTTP_BAD_REQUEST,
+			   "no history: this agent keeps none (started with --no-store)\n");
+		return;
+	}
+	pr_warn("http: %s: history query: %s", rt->path, strerror(-err));
+	reply_text(rp, MHD_HTTP_INTERNAL_SERVER_ERROR, "query failed: %s\n", strerror(-err));
+}
+
+/* /api/timeseries, /api/top, /api/processes: JSON from the history (profiler/api.h). */
+static void handle_api(struct srv *s, const struct route *rt, struct request *rq, struct reply *rp)
+{
+	struct prof_filter filter;
+	struct prof_profile *p = NULL;
+	enum api_sort sort = API_SORT_SELF;
+	unsigned int limit = rt->id == SRV_ROUTE_API_TOP ? SRV_API_TOP_DEFAULT_LIMIT : 0;
+	int64_t start_ns = 0, end_ns = 0;
+	const char *v;
+	bool history;
+	int err;
+
+	if (parse_filter(rq, rp, &filter) ||
+	    parse_range(rq, rp, true, &history, &start_ns, &end_ns))
+		return;
+	if ((v = arg(rq, "limit"))) {
+		char *end;
+		unsigned long n = strtoul(v, &end, 10);
+
+		if (!*v || *end || *v == '-' || *v == '+' || n > SRV_API_MAX_LIMIT) {
+			reply_text(rp, MHD_HTTP_BAD_REQUEST,
+				   "bad limit: an integer from 0 (no limit) to %d\n",
+				   SRV_API_MAX_LIMIT);
+			return;
+		}
+		limit = (unsigned int)n;
+	}
+	if ((v = arg(rq, "sort")) && rt->id == SRV_ROUTE_API_TOP) {
+		if (!strcmp(v, "total")) {
+			sort = API_SORT_TOTAL;
+		} else if (strcmp(v, "self")) {
+			reply_text(rp, MHD_HTTP_BAD_REQUEST, "bad sort: self or total\n");
+			return;
+		}
+	}
+
+	if (rt->id == SRV_ROUTE_API_TIMESERIES) {
+		struct api_series series = {0};
+
+		err = s->src.series ? s->src.series(s->src.ctx, start_ns, end_ns, &filter, &series)
+				    : -ENOTSUP;
+		if (!err)
+			err = api_timeseries_json(&series, start_ns, end_ns, &rp->body);
+		api_series__release(&series);
+	} else {
+		err = s->src.query ? s->src.query(s->src.ctx, start_ns, end_ns, &p) : -ENOTSUP;
+		if (!err && !p)
+			err = -ENODATA;
+		if (!err && (filter.pid || filter.comm || filter.container)) {
+			struct prof_profile *only = prof_profile__filter_by(p, &filter);
+
+			prof_profile__free(p);
+			p = only;
+		}
+		if (!err && rt->id == SRV_ROUTE_API_TOP)
+			err = api_top_json(p, limit, sort, &rp->body);
+		else if (!err)
+			err = api_processes_json(p, limit, &rp->body);
+		prof_profile__free(p);
+	}
+	if (err) {
+		reply_history_error(rt, rp, err);
+		return;
+	}
+	rp->status = MHD_HTTP_OK;
+	rp->content_type = "application/json";
+}
+
 static const struct route routes[] = {
 	{"/", SRV_ROUTE_ROOT, handle_html, 0, 0},
 	{"/debug/pprof/", SRV_ROUTE_PPROF_INDEX, handle_html, 0, 0},
@@ -643,6 +767,9 @@ static const struct route routes[] = {
 	{"/folded", SRV_ROUTE_FOLDED, handle_profile, SRV_VIEW_DEFAULT_SECONDS, PROF_FMT_FOLDED},
 	{"/healthz", SRV_ROUTE_HEALTHZ, handle_healthz, 0, 0},
 	{"/metrics", SRV_ROUTE_METRICS, handle_metrics, 0, 0},
+	{"/api/timeseries", SRV_ROUTE_API_TIMESERIES, handle_api, 0, 0},
+	{"/api/top", SRV_ROUTE_API_TOP, handle_api, 0, 0},
+	{"/api/processes", SRV_ROUTE_API_PROCESSES, handle_api, 0, 0},
 };
 
 static enum MHD_Result access_handler(void *cls, struct MHD_Connection *conn, const char *url,

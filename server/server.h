@@ -14,8 +14,14 @@
  *   /flamegraph.svg and /folded also take lines=1: frames named "name (file.c:12)"
  *   All three profile routes take start= and end= (RFC 3339, e.g.
  *   2026-11-21T03:12:00Z, or Unix seconds) to answer at once from the stored
- *   history instead of waiting (end defaults to now), and the filters pid=
- *   and comm= (exact process name).
+ *   history instead of waiting (end defaults to now), and the filters pid=,
+ *   comm= (exact process name) and container= (a container id, or a prefix
+ *   of at least 12 hex digits).
+ *   GET /api/timeseries                 JSON: CPU per stored interval (profiler/api.h)
+ *   GET /api/top?limit=N&sort=self|total  JSON: top functions (default 50, 0 = all)
+ *   GET /api/processes?limit=N          JSON: processes by samples (default all)
+ *   The /api/ routes answer from the history for start=/end= (default: the
+ *   last hour) and take the same filters; limit is 0..100000.
  *   GET /healthz                        "ok\n" and the source's status text
  *   GET /metrics                        Prometheus text format (the source's and the server's)
  *   GET /                               HTML page linking the above
@@ -43,6 +49,7 @@
 #include <stdint.h>
 
 #include "../common/util.h"
+#include "../profiler/api.h"
 #include "../profiler/profile.h"
 
 struct srv_source {
@@ -70,6 +77,14 @@ struct srv_source {
 	 * -ENOTSUP when the agent keeps no history. May be NULL (the same).
 	 */
 	int (*query)(void *ctx, int64_t start_ns, int64_t end_ns, struct prof_profile **out);
+	/*
+	 * CPU over time for /api/timeseries: one point per stored interval of
+	 * [@start_ns, @end_ns) with the samples that pass @f, appended to *@out
+	 * (api_series__add()). 0 or -errno; -ENOTSUP when the agent keeps no
+	 * history. May be NULL (the same).
+	 */
+	int (*series)(void *ctx, int64_t start_ns, int64_t end_ns, const struct prof_filter *f,
+		      struct api_series *out);
 	void *ctx;
 };
 
@@ -114,6 +129,9 @@ enum srv_route {
 	SRV_ROUTE_FOLDED, /* /folded */
 	SRV_ROUTE_HEALTHZ, /* /healthz */
 	SRV_ROUTE_METRICS, /* /metrics */
+	SRV_ROUTE_API_TIMESERIES, /* /api/timeseries */
+	SRV_ROUTE_API_TOP, /* /api/top */
+	SRV_ROUTE_API_PROCESSES, /* /api/processes */
 	SRV_ROUTE_OTHER, /* unknown paths (404) */
 	SRV_ROUTE__NR,
 };

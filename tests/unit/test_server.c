@@ -1033,3 +1033,204 @@ Test(server, start_errors)
 	}
 	srv__stop(s);
 }
+
+/* ---- /api/..., history and filters ------------------------------------------ */
+
+struct fake_history {
+	pthread_mutex_t mu;
+	int64_t start_ns, end_ns; /* last range asked for */
+	struct prof_filter f; /* last series filter (strings not kept) */
+	bool had_comm, had_container;
+	unsigned int queries, series;
+};
+
+static struct fake_history hist = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+static int fake_query(void *ctx, int64_t start_ns, int64_t end_ns, struct prof_profile **out)
+{
+	(void)ctx;
+	pthread_mutex_lock(&hist.mu);
+	hist.queries++;
+	hist.start_ns = start_ns;
+	hist.end_ns = end_ns;
+	pthread_mutex_unlock(&hist.mu);
+	*out = fake_profile();
+	(*out)->time_nanos = start_ns;
+	(*out)->duration_nanos = end_ns - start_ns;
+	return 0;
+}
+
+static int fake_series(void *ctx, int64_t start_ns, int64_t end_ns, const struct prof_filter *f,
+		       struct api_series *out)
+{
+	(void)ctx;
+	pthread_mutex_lock(&hist.mu);
+	hist.series++;
+	hist.start_ns = start_ns;
+	hist.end_ns = end_ns;
+	hist.f = *f;
+	hist.had_comm = f->comm != NULL;
+	hist.had_container = f->container != NULL;
+	pthread_mutex_unlock(&hist.mu);
+	api_series__add(out, start_ns, 10 * 1000000000LL, 500, 10000000);
+	return 0;
+}
+
+static struct srv *start_history_server(void)
+{
+	struct srv_source src = fake_src;
+	struct srv *s;
+
+	src.query = fake_query;
+	src.series = fake_series;
+	s = srv__start("127.0.0.1:0", &src);
+	cr_assert_not_null(s, "srv__start: %s", strerror(errno));
+	return s;
+}
+
+static bool body_has(const struct http_resp *r, const char *needle)
+{
+	return r->body && strstr(r->body, needle);
+}
+
+Test(server, api_routes_answer_json)
+{
+	struct srv *s = start_history_server();
+	struct http_resp r;
+	int64_t now = (int64_t)now_wall_ns();
+
+	http(srv__port(s), "GET", "/api/top", &r);
+	cr_assert_eq(r.status, 200, "%s", r.headers);
+	assert_header(&r, "Content-Type", "application/json");
+	assert_complete(&r);
+	cr_assert(body_has(&r, "\"functions\":[{\"name\":\"fake_leaf_a\""), "%s", r.body);
+	cr_assert(body_has(&r, "\"total_samples\":10"), "%s", r.body);
+	/* The default range: the hour up to now. */
+	cr_assert_eq(hist.end_ns - hist.start_ns, 3600 * 1000000000LL);
+	cr_assert_lt(llabs(hist.end_ns - now), 5 * 1000000000LL);
+	resp_free(&r);
+
+	http(srv__port(s), "GET", "/api/top?limit=1&sort=total", &r);
+	cr_assert_eq(r.status, 200, "%s", r.headers);
+	cr_assert(body_has(&r, "\"functions\":[{\"name\":\"fake_root\""), "%s", r.body);
+	cr_assert(!body_has(&r, "fake_mid"), "limit=1 ignored: %s", r.body);
+	resp_free(&r);
+
+	http(srv__port(s), "GET", "/api/processes?start=1763694720&end=2025-11-21T03:22:00Z", &r);
+	cr_assert_eq(r.status, 200, "%s", r.headers);
+	cr_assert(body_has(&r, "{\"pid\":42,\"comm\":\"fakeproc\",\"samples\":10,"), "%s", r.body);
+	cr_assert_eq(hist.start_ns, 1763694720LL * 1000000000LL);
+	cr_assert_eq(hist.end_ns, 1763695320LL * 1000000000LL);
+	resp_free(&r);
+
+	/* Filters apply: another comm, another container. */
+	http(srv__port(s), "GET", "/api/processes?comm=other", &r);
+	cr_assert_eq(r.status, 200);
+	cr_assert(body_has(&r, "\"processes\":[]"), "%s", r.body);
+	resp_free(&r);
+	http(srv__port(s), "GET", "/api/top?container=0123456789abcdef", &r);
+	cr_assert_eq(r.status, 200);
+	cr_assert(body_has(&r, "\"functions\":[]"), "%s", r.body);
+	resp_free(&r);
+
+	http(srv__port(s), "GET",
+	     "/api/timeseries?start=1763694720&end=1763698320&pid=42&comm=fakeproc&container="
+	     "0123456789ab",
+	     &r);
+	cr_assert_eq(r.status, 200, "%s", r.headers);
+	assert_header(&r, "Content-Type", "application/json");
+	cr_assert(body_has(&r, "\"points\":[{\"time\":1763694720.0,\"duration\":10.0,"
+			       "\"samples\":500,\"cpu_seconds\":5.0,\"cores\":0.5}]"),
+		  "%s", r.body);
+	cr_assert_eq(hist.series, 1);
+	cr_assert_eq(hist.f.pid, 42);
+	cr_assert(hist.had_comm && hist.had_container, "filters did not reach the source");
+	resp_free(&r);
+	srv__stop(s);
+}
+
+Test(server, api_bad_parameters_are_400)
+{
+	static const char *const bad[] = {
+		"/api/top?limit=-1",
+		"/api/top?limit=abc",
+		"/api/top?limit=100001",
+		"/api/top?sort=name",
+		"/api/processes?container=XYZ",
+		"/api/processes?container=0123456789a", /* 11 digits */
+		"/api/timeseries?start=yesterday",
+		"/api/timeseries?start=1763698320&end=1763694720",
+		"/api/timeseries?pid=0",
+		"/folded?seconds=1&container=not-hex-at-all",
+		"/debug/pprof/profile?container=0123456789ABCDEF",
+	};
+	struct srv *s = start_history_server();
+
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+		struct http_resp r;
+
+		http(srv__port(s), "GET", bad[i], &r);
+		assert_one_line_text(&r, 400);
+		resp_free(&r);
+	}
+	cr_assert_eq(hist.queries + hist.series, 0, "a bad request reached the source");
+	srv__stop(s);
+}
+
+Test(server, api_without_history_is_400)
+{
+	static const char *const paths[] = {"/api/top", "/api/processes", "/api/timeseries"};
+	struct srv *s = start_server(); /* no query, no series */
+
+	for (size_t i = 0; i < ARRAY_SIZE(paths); i++) {
+		struct http_resp r;
+
+		http(srv__port(s), "GET", paths[i], &r);
+		assert_one_line_text(&r, 400);
+		cr_assert(body_has(&r, "no history"), "%s", r.body);
+		resp_free(&r);
+	}
+	srv__stop(s);
+}
+
+/* container= on a live window: the fake process is in no container, so nothing is left. */
+Test(server, container_filter_on_profile_routes)
+{
+	struct srv *s = start_server();
+	struct http_resp r;
+
+	http(srv__port(s), "GET", "/folded?seconds=1&container=0123456789ab", &r);
+	cr_assert_eq(r.status, 200, "%s", r.headers);
+	cr_assert_eq(r.body_len, 0, "%s", r.body);
+	resp_free(&r);
+	http(srv__port(s), "GET", "/folded?seconds=1", &r);
+	cr_assert_gt(r.body_len, 0);
+	resp_free(&r);
+	srv__stop(s);
+}
+
+Test(server, api_requests_are_counted)
+{
+	struct srv *s = start_history_server();
+	struct srv_stats st;
+	struct http_resp r;
+
+	http(srv__port(s), "GET", "/api/top", &r);
+	resp_free(&r);
+	http(srv__port(s), "GET", "/api/processes", &r);
+	resp_free(&r);
+	http(srv__port(s), "GET", "/api/timeseries?limit=x", &r);
+	resp_free(&r);
+	srv__stats(s, &st);
+	cr_assert_eq(st.requests[SRV_ROUTE_API_TOP][SRV_STATUS_200], 1);
+	cr_assert_eq(st.requests[SRV_ROUTE_API_PROCESSES][SRV_STATUS_200], 1);
+	cr_assert_eq(st.requests[SRV_ROUTE_API_TIMESERIES][SRV_STATUS_400], 1);
+	http(srv__port(s), "GET", "/metrics", &r);
+	cr_assert(body_has(&r, "bpfprof_http_requests_total{route=\"/api/top\",code=\"200\"} 1\n"),
+		  "%s", r.body);
+	cr_assert(body_has(&r, "bpfprof_http_requests_total{route=\"/api/timeseries\",code="
+			       "\"400\"} 1\n"),
+		  "%s", r.body);
+	resp_free(&r);
+	srv__stop(s);
+}
