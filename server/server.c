@@ -23,7 +23,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <strings.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -51,6 +54,8 @@ struct srv {
 	struct srv_source src;
 	int port;
 	char host[256]; /* for the flame graph subtitle */
+	char *token; /* bearer token, NULL = none */
+	size_t token_len;
 	/* Updated with relaxed atomics from the connection threads. */
 	struct srv_stats stats;
 };
@@ -63,6 +68,7 @@ struct reply {
 	const char *disposition; /* Content-Disposition, or NULL */
 	bool allow; /* add "Allow: GET, HEAD" (405) */
 	bool headers_only; /* HEAD on a profile route: length unknown */
+	bool challenge; /* 401: add "WWW-Authenticate: Bearer" */
 };
 
 struct request {
@@ -95,8 +101,9 @@ static const char *const route_names[SRV_ROUTE__NR] = {
 };
 
 static const unsigned int status_codes[SRV_STATUS__NR] = {
-	[SRV_STATUS_200] = 200, [SRV_STATUS_400] = 400, [SRV_STATUS_404] = 404,
-	[SRV_STATUS_405] = 405, [SRV_STATUS_500] = 500, [SRV_STATUS_503] = 503,
+	[SRV_STATUS_200] = 200, [SRV_STATUS_400] = 400, [SRV_STATUS_401] = 401,
+	[SRV_STATUS_404] = 404, [SRV_STATUS_405] = 405, [SRV_STATUS_500] = 500,
+	[SRV_STATUS_503] = 503,
 };
 
 const char *srv_route_name(enum srv_route r)
@@ -290,6 +297,9 @@ static enum MHD_Result send_reply(struct srv *s, const struct request *rq, enum 
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_DISPOSITION, rp->disposition);
 	if (rp->allow)
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
+	if (rp->challenge)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
+					"Bearer realm=\"bpfprof\"");
 	/* Every profile is a fresh window; a cached one would be a lie. */
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
 
@@ -772,6 +782,113 @@ static const struct route routes[] = {
 	{"/api/processes", SRV_ROUTE_API_PROCESSES, handle_api, 0, 0},
 };
 
+/* ---- bearer token ---------------------------------------------------------- */
+
+#define SRV_TOKEN_MAX 4096
+
+int srv_read_token_file(const char *path, char **token, const char **why)
+{
+	struct strbuf sb = STRBUF_INIT;
+	struct stat st;
+	int fd, err;
+
+	*token = NULL;
+	*why = NULL;
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0) {
+		err = -errno;
+		*why = strerror(-err);
+		return err;
+	}
+	/* The mode of the file we opened, not of whatever the path names later. */
+	if (fstat(fd, &st)) {
+		err = -errno;
+		close(fd);
+		*why = strerror(-err);
+		return err;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		close(fd);
+		*why = "not a regular file";
+		return -EINVAL;
+	}
+	if (st.st_mode & (S_IRGRP | S_IROTH)) {
+		close(fd);
+		*why = "group or others may read it (chmod 600 it)";
+		return -EPERM;
+	}
+	if (st.st_size > SRV_TOKEN_MAX) {
+		close(fd);
+		*why = "over 4 KiB: not a token";
+		return -EFBIG;
+	}
+	strbuf_grow(&sb, SRV_TOKEN_MAX + 1);
+	while (sb.len < SRV_TOKEN_MAX) {
+		ssize_t n = read(fd, sb.buf + sb.len, SRV_TOKEN_MAX - sb.len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			err = -errno;
+			close(fd);
+			strbuf_release(&sb);
+			*why = strerror(-err);
+			return err;
+		}
+		if (n == 0)
+			break;
+		sb.len += (size_t)n;
+	}
+	close(fd);
+	sb.buf[sb.len] = '\0';
+	while (sb.len && (sb.buf[sb.len - 1] == '\n' || sb.buf[sb.len - 1] == '\r'))
+		sb.buf[--sb.len] = '\0';
+	if (!sb.len) {
+		strbuf_release(&sb);
+		*why = "the file is empty";
+		return -EINVAL;
+	}
+	/* RFC 6750's b64token is narrower; anything visible is accepted, nothing else. */
+	for (size_t i = 0; i < sb.len; i++) {
+		unsigned char c = (unsigned char)sb.buf[i];
+
+		if (c <= 0x20 || c == 0x7f) {
+			strbuf_release(&sb);
+			*why = "the token has spaces or control characters";
+			return -EINVAL;
+		}
+	}
+	*token = strbuf_detach(&sb, NULL);
+	return 0;
+}
+
+/*
+ * Whether the request carries "Authorization: Bearer <our token>". The
+ * comparison takes the same time wherever the first difference is (it
+ * depends on the lengths only), so the token cannot be guessed byte by byte
+ * from response times.
+ */
+static bool authorized(const struct srv *s, struct MHD_Connection *conn)
+{
+	const char *h =
+		MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+	const unsigned char *got;
+	unsigned char diff;
+	size_t len;
+
+	if (!h || strncasecmp(h, "Bearer ", 7))
+		return false;
+	h += 7;
+	while (*h == ' ')
+		h++;
+	got = (const unsigned char *)h;
+	len = strlen(h);
+	diff = len != s->token_len;
+	for (size_t i = 0; i < s->token_len; i++)
+		diff |= (unsigned char)(s->token[i] ^ (i < len ? got[i] : 0));
+	return diff == 0;
+}
+
 static enum MHD_Result access_handler(void *cls, struct MHD_Connection *conn, const char *url,
 				      const char *method, const char *version,
 				      const char *upload_data, size_t *upload_data_size,
@@ -807,7 +924,11 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *conn, co
 	}
 
 	/* Every route takes GET and HEAD only, so the method is checked first. */
-	if (!allowed) {
+	if (s->token && route != SRV_ROUTE_HEALTHZ && !authorized(s, conn)) {
+		reply_text(&rp, MHD_HTTP_UNAUTHORIZED,
+			   "unauthorized: this agent wants a bearer token\n");
+		rp.challenge = true;
+	} else if (!allowed) {
 		reply_text(&rp, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed: ");
 		add_sanitized(&rp.body, method ? method : "");
 		strbuf_addc(&rp.body, '\n');
@@ -864,6 +985,12 @@ static struct MHD_Daemon *start_daemon(struct srv *s, unsigned int flags, const 
 
 struct srv *srv__start(const char *address, const struct srv_source *src)
 {
+	return srv__start_opts(address, src, NULL);
+}
+
+struct srv *srv__start_opts(const char *address, const struct srv_source *src,
+			    const struct srv_opts *opts)
+{
 	struct sockaddr_storage ss;
 	const union MHD_DaemonInfo *info;
 	unsigned int sslen, flags = 0;
@@ -882,6 +1009,10 @@ struct srv *srv__start(const char *address, const struct srv_source *src)
 
 	s = xcalloc(1, sizeof(*s));
 	s->src = *src;
+	if (opts && opts->token) {
+		s->token = xstrdup(opts->token);
+		s->token_len = strlen(s->token);
+	}
 	if (gethostname(s->host, sizeof(s->host) - 1))
 		snprintf(s->host, sizeof(s->host), "localhost");
 
@@ -907,6 +1038,7 @@ struct srv *srv__start(const char *address, const struct srv_source *src)
 	if (!s->daemon) {
 		/* MHD keeps the errno of the failed socket()/bind()/listen(). */
 		err = errno ? errno : EIO;
+		free(s->token);
 		free(s);
 		errno = err;
 		return NULL;
@@ -979,5 +1111,6 @@ void srv__stop(struct srv *s)
 	/* MHD hands the quiesced listening socket to us; close it after the stop. */
 	if (lsock != MHD_INVALID_SOCKET)
 		close(lsock);
+	free(s->token);
 	free(s);
 }

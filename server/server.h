@@ -25,6 +25,8 @@
  *   GET /healthz                        "ok\n" and the source's status text
  *   GET /metrics                        Prometheus text format (the source's and the server's)
  *   GET /                               HTML page linking the above
+ * With a token (struct srv_opts), every route but /healthz answers 401
+ * without it, unknown paths and wrong methods included, before anything else.
  * A bad parameter gets 400 with a one-line reason, an unknown path 404,
  * a method other than GET/HEAD 405 (with an Allow header). Every profile
  * request gets its own window, so concurrent and overlapping scrapes are
@@ -104,6 +106,32 @@ struct srv;
  */
 struct srv *srv__start(const char *address, const struct srv_source *src);
 
+struct srv_opts {
+	/*
+	 * Bearer token that every route but /healthz requires (copied); NULL =
+	 * none. A request without "Authorization: Bearer <token>", or with
+	 * another token, gets 401 with "WWW-Authenticate: Bearer". Compared in
+	 * constant time.
+	 */
+	const char *token;
+};
+
+/* srv__start() with options; @opts may be NULL (no token). */
+struct srv *srv__start_opts(const char *address, const struct srv_source *src,
+			    const struct srv_opts *opts);
+
+/*
+ * Reads the token for --http-token-file from @path: the file's contents with
+ * trailing newlines (and CRs) removed, in *@token (the caller frees it).
+ * Refused, with a one-line reason in *@why (static) and -errno:
+ *   - a file group or others may read (-EPERM): a secret must be 0600 or
+ *     0400 (its owner's only);
+ *   - an empty token (-EINVAL), or one with spaces or control characters
+ *     (-EINVAL), which no HTTP client could send intact;
+ *   - over 4 KiB (-EFBIG); a file that cannot be read (its -errno).
+ */
+int srv_read_token_file(const char *path, char **token, const char **why);
+
 /* The port actually bound (useful with port 0). */
 int srv__port(const struct srv *s);
 
@@ -139,6 +167,7 @@ enum srv_route {
 enum srv_status {
 	SRV_STATUS_200,
 	SRV_STATUS_400,
+	SRV_STATUS_401,
 	SRV_STATUS_404,
 	SRV_STATUS_405,
 	SRV_STATUS_500,

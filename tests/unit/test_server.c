@@ -15,6 +15,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -22,6 +23,7 @@
 #include "profiler/profile.h"
 #include "server/server.h"
 #include "tests/common/pprof_read.h"
+#include "tests/common/testutil.h"
 
 #define IO_TIMEOUT_S 10
 
@@ -1232,5 +1234,149 @@ Test(server, api_requests_are_counted)
 			       "\"400\"} 1\n"),
 		  "%s", r.body);
 	resp_free(&r);
+	srv__stop(s);
+}
+
+/* ---- bearer token -------------------------------------------------------------- */
+
+/* A request with extra header lines (each ending in \r\n). */
+static void http_with(int port, const char *method, const char *target, const char *extra,
+		      struct http_resp *r)
+{
+	char req[4096];
+	int n;
+
+	n = snprintf(req, sizeof(req),
+		     "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: test_server\r\n%s"
+		     "Connection: close\r\n\r\n",
+		     method, target, extra);
+	cr_assert(n > 0 && (size_t)n < sizeof(req));
+	http_raw(port, req, (size_t)n, r);
+}
+
+static char *write_token_file(const char *dir, const char *name, const char *data, mode_t mode)
+{
+	char *path = NULL;
+	FILE *f;
+
+	cr_assert(asprintf(&path, "%s/%s", dir, name) > 0);
+	f = fopen(path, "w");
+	cr_assert_not_null(f);
+	fputs(data, f);
+	fclose(f);
+	cr_assert_eq(chmod(path, mode), 0);
+	return path;
+}
+
+Test(server, token_file_rules)
+{
+	static const struct {
+		const char *data;
+		mode_t mode;
+		int err;
+		const char *want;
+	} cases[] = {
+		{"s3cret-Token_0.9~+/=\n", 0600, 0, "s3cret-Token_0.9~+/="},
+		{"s3cret\r\n", 0400, 0, "s3cret"},
+		{"s3cret", 0600, 0, "s3cret"},
+		{"s3cret\n\n", 0600, 0, "s3cret"},
+		{"", 0600, -EINVAL, NULL},
+		{"\n", 0600, -EINVAL, NULL},
+		{"s3cret\n", 0640, -EPERM, NULL},
+		{"s3cret\n", 0604, -EPERM, NULL},
+		{"s3cret\n", 0644, -EPERM, NULL},
+		{"two words\n", 0600, -EINVAL, NULL},
+		{"tab\there\n", 0600, -EINVAL, NULL},
+		{"line1\nline2\n", 0600, -EINVAL, NULL},
+	};
+	char *dir = test_tmp_dir("token");
+	char *tok;
+	const char *why;
+
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		char *path = write_token_file(dir, "token", cases[i].data, cases[i].mode);
+		int err = srv_read_token_file(path, &tok, &why);
+
+		cr_expect_eq(err, cases[i].err, "case %zu: %d (%s)", i, err, why ? why : "");
+		if (!err) {
+			cr_expect_str_eq(tok, cases[i].want, "case %zu", i);
+			free(tok);
+		} else {
+			cr_expect_null(tok);
+			cr_expect(why && *why, "case %zu: no reason", i);
+		}
+		unlink(path);
+		free(path);
+	}
+	{
+		char big[5000];
+
+		memset(big, 'a', sizeof(big) - 1);
+		big[sizeof(big) - 1] = '\0';
+		char *path = write_token_file(dir, "big", big, 0600);
+
+		cr_expect_eq(srv_read_token_file(path, &tok, &why), -EFBIG);
+		unlink(path);
+		free(path);
+	}
+	cr_expect_eq(srv_read_token_file("/nonexistent/token", &tok, &why), -ENOENT);
+	cr_expect_eq(srv_read_token_file(dir, &tok, &why), -EINVAL, "a directory");
+	test_rm_tree(dir);
+}
+
+Test(server, token_protects_every_route_but_healthz)
+{
+	static const char *const paths[] = {
+		"/",
+		"/debug/pprof/",
+		"/folded?seconds=1",
+		"/debug/pprof/profile?seconds=1",
+		"/flamegraph.svg?seconds=1",
+		"/metrics",
+		"/api/top",
+		"/nope",
+	};
+	static const char *const wrong[] = {
+		"",
+		"Authorization: Bearer s3cre\r\n",
+		"Authorization: Bearer s3cret2\r\n",
+		"Authorization: Bearer S3CRET\r\n",
+		"Authorization: Basic czNjcmV0\r\n",
+		"Authorization: s3cret\r\n",
+		"Authorization: Bearer\r\n",
+	};
+	const struct srv_opts o = {.token = "s3cret"};
+	struct srv *s = srv__start_opts("127.0.0.1:0", &fake_src, &o);
+	struct srv_stats st;
+	struct http_resp r;
+
+	cr_assert_not_null(s);
+	http(srv__port(s), "GET", "/healthz", &r);
+	cr_assert_eq(r.status, 200, "/healthz must stay open: %s", r.headers);
+	resp_free(&r);
+	for (size_t i = 0; i < ARRAY_SIZE(paths); i++)
+		for (size_t j = 0; j < ARRAY_SIZE(wrong); j++) {
+			http_with(srv__port(s), "GET", paths[i], wrong[j], &r);
+			assert_one_line_text(&r, 401);
+			assert_header(&r, "WWW-Authenticate", "Bearer realm=\"bpfprof\"");
+			resp_free(&r);
+		}
+	cr_assert_eq(fake.calls, 0, "an unauthorized request opened a window");
+	http_with(srv__port(s), "POST", "/folded", "", &r);
+	cr_assert_eq(r.status, 401, "methods are checked after the token");
+	resp_free(&r);
+
+	http_with(srv__port(s), "GET", "/folded?seconds=1", "Authorization: Bearer s3cret\r\n", &r);
+	cr_assert_eq(r.status, 200, "%s", r.headers);
+	cr_assert_gt(r.body_len, 0);
+	resp_free(&r);
+	/* The scheme is case-insensitive (RFC 9110, 11.1). */
+	http_with(srv__port(s), "GET", "/metrics", "Authorization: bearer s3cret\r\n", &r);
+	cr_assert_eq(r.status, 200, "%s", r.headers);
+	cr_assert(body_has(&r, "route=\"/folded\",code=\"401\""), "%s", r.body);
+	resp_free(&r);
+	srv__stats(s, &st);
+	cr_assert_eq(st.requests[SRV_ROUTE_OTHER][SRV_STATUS_401], ARRAY_SIZE(wrong));
+	cr_assert_eq(srv_status_code(SRV_STATUS_401), 401);
 	srv__stop(s);
 }
