@@ -261,8 +261,29 @@ static enum MHD_Result send_reply(struct srv *s, const struct request *rq, enum 
 	size_t len;
 	char *body;
 
+	/* Text and JSON only: pprof is gzip inside already, and scrapers expect it as it is. */
+	bool compressible = strcmp(rp->content_type, "application/octet-stream") != 0;
+	enum srv_coding coding = SRV_CODING_IDENTITY;
+
 	__atomic_fetch_add(&s->stats.requests[route][status_index(rp->status)], 1,
 			   __ATOMIC_RELAXED);
+
+	if (compressible)
+		coding = srv_choose_coding(MHD_lookup_connection_value(
+			rq->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT_ENCODING));
+	if (coding != SRV_CODING_IDENTITY && !rp->headers_only) {
+		struct strbuf z = STRBUF_INIT;
+
+		if (srv_compress(coding, rp->body.buf ? rp->body.buf : "", rp->body.len, &z)) {
+			pr_warn("http: %s: %s failed; sending it uncompressed", rq->url,
+				srv_coding_name(coding));
+			coding = SRV_CODING_IDENTITY;
+			strbuf_release(&z);
+		} else {
+			strbuf_release(&rp->body);
+			rp->body = z;
+		}
+	}
 
 	if (rp->headers_only) {
 		/*
@@ -297,6 +318,12 @@ static enum MHD_Result send_reply(struct srv *s, const struct request *rq, enum 
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_DISPOSITION, rp->disposition);
 	if (rp->allow)
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
+	if (compressible)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_VARY,
+					MHD_HTTP_HEADER_ACCEPT_ENCODING);
+	if (coding != SRV_CODING_IDENTITY)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_ENCODING,
+					srv_coding_name(coding));
 	if (rp->challenge)
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
 					"Bearer realm=\"bpfprof\"");

@@ -196,4 +196,28 @@ unsigned int srv_status_code(enum srv_status st);
 struct sockaddr_storage;
 int srv_parse_address(const char *address, struct sockaddr_storage *ss, unsigned int *sslen);
 
+/*
+ * Content codings for text and JSON replies (server/encoding.c). pprof is
+ * never re-encoded: it is gzip inside, and scrapers expect exactly that.
+ */
+enum srv_coding {
+	SRV_CODING_IDENTITY,
+	SRV_CODING_GZIP,
+	SRV_CODING_ZSTD,
+};
+
+/*
+ * The coding for a request's Accept-Encoding value (NULL = no header:
+ * identity). q-values are respected (q=0 refuses a coding; "*" stands for
+ * the codings not named; x-gzip is gzip); of equal q, zstd beats gzip, and
+ * both beat an identity that is not named. Malformed items are ignored.
+ */
+enum srv_coding srv_choose_coding(const char *accept_encoding);
+
+/* "gzip", "zstd", "identity": the Content-Encoding value. */
+const char *srv_coding_name(enum srv_coding c);
+
+/* Appends @in compressed with @c to @out (identity: as is). 0 or -errno. */
+int srv_compress(enum srv_coding c, const void *in, size_t len, struct strbuf *out);
+
 #endif

@@ -18,6 +18,8 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#include <zlib.h>
+#include <zstd.h>
 
 #include "common/util.h"
 #include "profiler/profile.h"
@@ -1378,5 +1380,148 @@ Test(server, token_protects_every_route_but_healthz)
 	srv__stats(s, &st);
 	cr_assert_eq(st.requests[SRV_ROUTE_OTHER][SRV_STATUS_401], ARRAY_SIZE(wrong));
 	cr_assert_eq(srv_status_code(SRV_STATUS_401), 401);
+	srv__stop(s);
+}
+
+/* ---- Accept-Encoding ------------------------------------------------------------ */
+
+Test(server, choose_coding)
+{
+	static const struct {
+		const char *accept;
+		enum srv_coding want;
+	} cases[] = {
+		{NULL, SRV_CODING_IDENTITY},
+		{"", SRV_CODING_IDENTITY},
+		{"identity", SRV_CODING_IDENTITY},
+		{"gzip", SRV_CODING_GZIP},
+		{"GZip", SRV_CODING_GZIP},
+		{"x-gzip", SRV_CODING_GZIP},
+		{"zstd", SRV_CODING_ZSTD},
+		{"gzip, deflate, br, zstd", SRV_CODING_ZSTD}, /* a browser's: tie, zstd first */
+		{"gzip, deflate, br", SRV_CODING_GZIP},
+		{"br", SRV_CODING_IDENTITY},
+		{"deflate", SRV_CODING_IDENTITY},
+		{"zstd;q=0.5, gzip", SRV_CODING_GZIP},
+		{"zstd;q=0.5, gzip;q=0.4", SRV_CODING_ZSTD},
+		{"gzip;q=0", SRV_CODING_IDENTITY},
+		{"zstd;q=0, gzip;q=0.001", SRV_CODING_GZIP},
+		{"gzip;q=0.5, identity", SRV_CODING_IDENTITY},
+		{"gzip;q=1.0, identity;q=0.5", SRV_CODING_GZIP},
+		{"*", SRV_CODING_ZSTD},
+		{"*;q=0.3, zstd;q=0.2", SRV_CODING_GZIP},
+		{"*;q=0", SRV_CODING_IDENTITY},
+		{"gzip ; q=0.8 , zstd ; q=0.9", SRV_CODING_ZSTD},
+		{"gzip;Q=0.8, zstd;q=0.7", SRV_CODING_GZIP},
+		{"zstd;q=2, gzip", SRV_CODING_GZIP}, /* a malformed q drops the item */
+		{"zstd;q=abc", SRV_CODING_IDENTITY},
+		{"zstd;q=0.12345", SRV_CODING_IDENTITY},
+		{"gzip;level=9;q=0.9", SRV_CODING_GZIP},
+		{",,,gzip,,", SRV_CODING_GZIP},
+	};
+
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++)
+		cr_expect_eq(srv_choose_coding(cases[i].accept), cases[i].want, "'%s' gave %s",
+			     cases[i].accept ? cases[i].accept : "(none)",
+			     srv_coding_name(srv_choose_coding(cases[i].accept)));
+}
+
+static void decompress_body(const struct http_resp *r, const char *coding, struct strbuf *out)
+{
+	strbuf_reset(out);
+	if (!strcmp(coding, "gzip")) {
+		z_stream zs = {0};
+		char buf[65536];
+		int ret;
+
+		cr_assert_eq(inflateInit2(&zs, 15 + 16), Z_OK);
+		zs.next_in = (Bytef *)r->body;
+		zs.avail_in = (uInt)r->body_len;
+		do {
+			zs.next_out = (Bytef *)buf;
+			zs.avail_out = sizeof(buf);
+			ret = inflate(&zs, Z_NO_FLUSH);
+			cr_assert(ret == Z_OK || ret == Z_STREAM_END, "inflate: %d", ret);
+			strbuf_add(out, buf, sizeof(buf) - zs.avail_out);
+		} while (ret != Z_STREAM_END);
+		inflateEnd(&zs);
+	} else {
+		unsigned long long n = ZSTD_getFrameContentSize(r->body, r->body_len);
+
+		cr_assert(n != ZSTD_CONTENTSIZE_ERROR && n != ZSTD_CONTENTSIZE_UNKNOWN);
+		strbuf_grow(out, n + 1);
+		cr_assert_eq(ZSTD_decompress(out->buf, n, r->body, r->body_len), n);
+		out->len = n;
+	}
+	strbuf_add(out, "", 0);
+}
+
+Test(server, text_and_json_are_compressed_on_request)
+{
+	static const char *const paths[] = {
+		"/folded?seconds=1",
+		"/flamegraph.svg?seconds=1",
+		"/metrics",
+		"/api/top",
+		"/",
+		"/healthz",
+		"/nope",
+	};
+	static const char *const codings[] = {"gzip", "zstd"};
+	struct srv *s = start_history_server();
+	struct strbuf plain = STRBUF_INIT, got = STRBUF_INIT;
+
+	for (size_t i = 0; i < ARRAY_SIZE(paths); i++) {
+		struct http_resp r;
+		char hdr[128], buf[64];
+
+		/* Identity is the default, and says that the answer varies. */
+		http(srv__port(s), "GET", paths[i], &r);
+		cr_assert_null(header(&r, "Content-Encoding", buf, sizeof(buf)), "%s", paths[i]);
+		assert_header(&r, "Vary", "Accept-Encoding");
+		strbuf_reset(&plain);
+		strbuf_add(&plain, r.body, r.body_len);
+		resp_free(&r);
+		for (size_t c = 0; c < ARRAY_SIZE(codings); c++) {
+			snprintf(hdr, sizeof(hdr), "Accept-Encoding: %s\r\n", codings[c]);
+			http_with(srv__port(s), "GET", paths[i], hdr, &r);
+			assert_header(&r, "Content-Encoding", codings[c]);
+			assert_header(&r, "Vary", "Accept-Encoding");
+			assert_complete(&r);
+			decompress_body(&r, codings[c], &got);
+			/*
+			 * The SVG's subtitle, /metrics' counters and the default range of
+			 * /api/top change between requests.
+			 */
+			if (!strcmp(paths[i], "/flamegraph.svg?seconds=1") ||
+			    !strcmp(paths[i], "/api/top"))
+				cr_assert(strstr(got.buf, "fake_leaf_a"), "%s", paths[i]);
+			else if (!strcmp(paths[i], "/metrics"))
+				cr_assert(strstr(got.buf, "bpfprof_http_requests_total{"), "%s",
+					  got.buf);
+			else
+				cr_assert_str_eq(got.buf, plain.buf, "%s, %s", paths[i],
+						 codings[c]);
+			resp_free(&r);
+		}
+	}
+	strbuf_release(&plain);
+	strbuf_release(&got);
+	srv__stop(s);
+}
+
+/* pprof stays as it is: gzip inside, no Content-Encoding, whatever the client accepts. */
+Test(server, pprof_is_never_reencoded)
+{
+	struct srv *s = start_server();
+	struct http_resp r;
+	char buf[64];
+
+	http_with(srv__port(s), "GET", "/debug/pprof/profile?seconds=1",
+		  "Accept-Encoding: zstd, gzip\r\n", &r);
+	cr_assert_eq(r.status, 200);
+	cr_assert_null(header(&r, "Content-Encoding", buf, sizeof(buf)));
+	assert_fake_pprof(&r);
+	resp_free(&r);
 	srv__stop(s);
 }
