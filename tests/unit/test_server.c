@@ -25,6 +25,7 @@
 #include "profiler/profile.h"
 #include "server/server.h"
 #include "tests/common/pprof_read.h"
+#include "tests/common/promtext.h"
 #include "tests/common/testutil.h"
 
 #define IO_TIMEOUT_S 10
@@ -1522,6 +1523,56 @@ Test(server, pprof_is_never_reencoded)
 	cr_assert_eq(r.status, 200);
 	cr_assert_null(header(&r, "Content-Encoding", buf, sizeof(buf)));
 	assert_fake_pprof(&r);
+	resp_free(&r);
+	srv__stop(s);
+}
+
+/* ---- /metrics ---------------------------------------------------------------------- */
+
+static void fake_metrics(void *ctx, struct strbuf *out)
+{
+	(void)ctx;
+	strbuf_adds(out, "# HELP fake_samples_total Samples.\n# TYPE fake_samples_total counter\n"
+			 "fake_samples_total 42\n");
+}
+
+Test(server, metrics_are_strict_prometheus_text)
+{
+	static const char *const paths[] = {
+		"/api/top",	     "/api/processes", "/api/timeseries", "/api/top?limit=x",
+		"/folded?seconds=1", "/healthz",       "/nope",
+	};
+	struct srv_source src = fake_src;
+	struct prom_result pr;
+	struct http_resp r;
+	struct srv *s;
+
+	src.query = fake_query;
+	src.series = fake_series;
+	src.metrics = fake_metrics;
+	s = srv__start("127.0.0.1:0", &src);
+	cr_assert_not_null(s);
+	for (size_t i = 0; i < ARRAY_SIZE(paths); i++) {
+		http(srv__port(s), "GET", paths[i], &r);
+		resp_free(&r);
+	}
+	http(srv__port(s), "GET", "/metrics", &r);
+	cr_assert_eq(r.status, 200);
+	assert_header(&r, "Content-Type", "text/plain; version=0.0.4; charset=utf-8");
+	cr_assert_eq(prom_check(r.body, &pr), 0, "%s in:\n%s", pr.error, r.body);
+	cr_assert_not_null(prom_find(&pr, "fake_samples_total"));
+	cr_assert_eq(prom_find(&pr, "bpfprof_http_requests_total")->samples, ARRAY_SIZE(paths));
+	cr_assert_str_eq(prom_find(&pr, "bpfprof_http_requests_total")->type, "counter");
+	for (size_t i = 0; i < 3; i++) {
+		char want[128];
+
+		snprintf(want, sizeof(want),
+			 "bpfprof_http_requests_total{route=\"%s\",code=\"200\"} 1\n", paths[i]);
+		cr_assert(body_has(&r, want), "no %s", want);
+	}
+	cr_assert(body_has(&r, "{route=\"/api/top\",code=\"400\"} 1\n"));
+	cr_assert(body_has(&r, "{route=\"other\",code=\"404\"} 1\n"));
+	prom_result__free(&pr);
 	resp_free(&r);
 	srv__stop(s);
 }
