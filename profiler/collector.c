@@ -425,6 +425,7 @@ static void on_sample(void *ctx, const struct prof_raw_sample *rs)
 	struct prof_collector *c = ctx;
 	const struct prof_sample_key *k = rs->key;
 	char comm[PROF_COMM_LEN + 1], thread[PROF_COMM_LEN + 1];
+	const struct prof_aspace *as;
 	struct prof_sample_in s;
 	uint32_t n = 0;
 
@@ -455,6 +456,8 @@ static void on_sample(void *ctx, const struct prof_raw_sample *rs)
 	}
 	if (n == 0)
 		n = add_marker(c, n, "[no stack]");
+	/* Tracked by now if it has user frames; kernel threads are in no container. */
+	as = prof_procs__find(c->procs, k->pid, k->aspace);
 
 	s = (struct prof_sample_in){
 		.pid = k->pid,
@@ -464,6 +467,7 @@ static void on_sample(void *ctx, const struct prof_raw_sample *rs)
 		.locs = c->locs,
 		.nlocs = n,
 		.count = rs->count,
+		.container = as ? as->container : NULL,
 	};
 	prof_profile__add_sample(c->batch, &s);
 	c->ts.samples += rs->count;

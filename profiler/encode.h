@@ -14,7 +14,8 @@
 /*
  * pprof (profile.proto), gzip-compressed. sample_type = [samples/count,
  * cpu/nanoseconds], period_type = cpu/nanoseconds, period = p->period_ns.
- * Labels per sample: string "comm" and "thread", numeric "pid" and "tid".
+ * Labels per sample: string "comm" and "thread", numeric "pid" and "tid", and
+ * string "container_id" for processes in a container.
  * Returns 0 or -errno (-EIO when zlib fails).
  */
 int pprof_encode(const struct prof_profile *p, struct strbuf *out);

@@ -104,10 +104,19 @@ static const char usage_agent[] =
 	"  /flamegraph.svg?seconds=N       interactive flame graph of the next N seconds\n"
 	"  /folded?seconds=N               folded stacks of the next N seconds\n"
 	"  /debug/pprof/                   index;  /healthz  liveness and counters\n"
+	"  /metrics                        the agent's own metrics (Prometheus text)\n"
+	"  /api/timeseries, /api/top, /api/processes\n"
+	"                                  JSON from the history (default: the last hour)\n"
+	"The profile routes and /api/ take start=/end= (history) and the filters\n"
+	"pid=, comm= and container= (a container id or its first 12+ hex digits).\n"
+	"Text and JSON are compressed for clients that send Accept-Encoding: zstd or gzip.\n"
 	"\n"
 	"Options:\n"
 	"      --http-address ADDR:PORT  where to listen (default 127.0.0.1:7071;\n"
 	"                                \":7071\" listens on every address)\n"
+	"      --http-token-file FILE    require \"Authorization: Bearer <token>\" on every\n"
+	"                                route but /healthz; the token is FILE's contents\n"
+	"                                (trailing newline removed; mode 0600 or 0400)\n"
 	"  -F, --freq HZ                 samples per second per CPU (default 99)\n"
 	"      --no-kernel               do not capture kernel stacks\n"
 	"      --dwarf-memory MB         memory for DWARF (file:line, inlined frames),\n"
@@ -825,6 +834,20 @@ static int agent_query(void *ctx, int64_t start_ns, int64_t end_ns, struct prof_
 	return prof_store__query(a->store, start_ns, end_ns, NULL, out);
 }
 
+static int agent_series(void *ctx, int64_t start_ns, int64_t end_ns, const struct prof_filter *f,
+			struct api_series *out)
+{
+	struct agent *a = ctx;
+	struct prof_store_filter sf = {0};
+
+	if (!a->store)
+		return -ENOTSUP;
+	if (f)
+		sf = (struct prof_store_filter){
+			.pid = f->pid, .comm = f->comm, .container = f->container};
+	return prof_store__query_intervals(a->store, start_ns, end_ns, &sf, api_series__add, out);
+}
+
 static int agent_window2(void *ctx, unsigned int seconds, struct prof_profile **out)
 {
 	return prof_collector__window(((struct agent *)ctx)->c, seconds, out);
@@ -865,6 +888,7 @@ static int cmd_agent(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{"http-address", required_argument, NULL, 'a'},
+		{"http-token-file", required_argument, NULL, 'T'},
 		{"freq", required_argument, NULL, 'F'},
 		{"no-kernel", no_argument, NULL, 'K'},
 		{"max-stacks", required_argument, NULL, 'S'},
@@ -884,7 +908,9 @@ static int cmd_agent(int argc, char **argv)
 	};
 	struct prof_collector_opts co = {
 		.freq = 99, .dwarf_budget = 16ULL << 20, .idle_budget = 16ULL << 20};
-	const char *address = "127.0.0.1:7071";
+	const char *address = "127.0.0.1:7071", *token_file = NULL;
+	struct srv_opts sopts = {0};
+	char *token = NULL;
 	struct prof_store_opts so = {.dir = "/var/lib/bpfprof"};
 	bool no_store = false, store_explicit = false;
 	struct agent ag = {0};
@@ -902,6 +928,9 @@ static int cmd_agent(int argc, char **argv)
 		switch (opt) {
 		case 'a':
 			address = optarg;
+			break;
+		case 'T':
+			token_file = optarg;
 			break;
 		case 'F':
 			if (parse_uint(optarg, 1, MAX_FREQ, &v))
@@ -972,13 +1001,26 @@ static int cmd_agent(int argc, char **argv)
 	}
 	if (srv_parse_address(address, &ss, &sslen))
 		return bad_option("agent", "--http-address (want HOST:PORT)", address);
-	if (check_privileges())
+	if (token_file) {
+		const char *why;
+
+		if (srv_read_token_file(token_file, &token, &why)) {
+			fprintf(stderr, "bpfprof agent: --http-token-file %s: %s\n", token_file,
+				why);
+			return 1;
+		}
+		sopts.token = token;
+	}
+	if (check_privileges()) {
+		free(token);
 		return 1;
+	}
 
 	if (!no_store) {
 		ag.store = prof_store__open(&so);
 		if (!ag.store && store_explicit) {
 			pr_err("cannot open the store %s: %s", so.dir, strerror(errno));
+			free(token);
 			return 1;
 		}
 		if (!ag.store)
@@ -994,6 +1036,7 @@ static int cmd_agent(int argc, char **argv)
 	c = prof_collector__start(&co);
 	if (!c) {
 		prof_store__close(ag.store);
+		free(token);
 		return 1;
 	}
 	ag.c = c;
@@ -1002,8 +1045,10 @@ static int cmd_agent(int argc, char **argv)
 				  .status = agent_status2,
 				  .metrics = agent_metrics2,
 				  .query = agent_query,
+				  .series = agent_series,
 				  .ctx = &ag};
-	srv = srv__start(address, &src);
+	srv = srv__start_opts(address, &src, &sopts);
+	free(token); /* the server keeps its own copy */
 	if (!srv) {
 		pr_err("cannot listen on %s: %s", address, strerror(errno));
 		prof_collector__free(c);

@@ -27,14 +27,20 @@ enum {
 	XS_THREAD,
 	XS_PID,
 	XS_TID,
+	XS_CONTAINER_ID,
 	XS_NR,
 };
 
 static const char *const extra_strings[XS_NR] = {
-	[XS_SAMPLES] = "samples", [XS_COUNT] = "count",
-	[XS_CPU] = "cpu",	  [XS_NANOSECONDS] = "nanoseconds",
-	[XS_COMM] = "comm",	  [XS_THREAD] = "thread",
-	[XS_PID] = "pid",	  [XS_TID] = "tid",
+	[XS_SAMPLES] = "samples",
+	[XS_COUNT] = "count",
+	[XS_CPU] = "cpu",
+	[XS_NANOSECONDS] = "nanoseconds",
+	[XS_COMM] = "comm",
+	[XS_THREAD] = "thread",
+	[XS_PID] = "pid",
+	[XS_TID] = "tid",
+	[XS_CONTAINER_ID] = "container_id",
 };
 
 /* Every protobuf-c object of one encoding, allocated per table, not per message. */
@@ -69,7 +75,8 @@ static void arena_release(struct pb_arena *a)
 	free(a->values);
 }
 
-#define LABELS_PER_SAMPLE 4
+/* comm, thread, pid, tid, and container_id when the process is in a container. */
+#define LABELS_PER_SAMPLE 5
 
 /*
  * String table layout: [0] "", [1 .. XS_NR] the fixed strings above, then
@@ -84,7 +91,8 @@ static inline int64_t pstr(uint32_t i)
 	return i ? (int64_t)i + XS_NR : 0;
 }
 
-static void fill_labels(Perftools__Profiles__Label *l, const struct prof_sample *s)
+/* Fills the labels of @s and returns how many it has. */
+static size_t fill_labels(Perftools__Profiles__Label *l, const struct prof_sample *s)
 {
 	static const Perftools__Profiles__Label init = PERFTOOLS__PROFILES__LABEL__INIT;
 	size_t i;
@@ -99,6 +107,11 @@ static void fill_labels(Perftools__Profiles__Label *l, const struct prof_sample 
 	l[2].num = s->pid;
 	l[3].key = XS(XS_TID);
 	l[3].num = s->tid;
+	if (!s->container)
+		return 4;
+	l[4].key = XS(XS_CONTAINER_ID);
+	l[4].str = pstr(s->container);
+	return 5;
 }
 
 int pprof_encode_raw(const struct prof_profile *p, struct strbuf *out)
@@ -222,11 +235,10 @@ int pprof_encode_raw(const struct prof_profile *p, struct strbuf *out)
 		a.values[2 * i + 1] = (int64_t)s->count * p->period_ns;
 		o->n_value = 2;
 		o->value = &a.values[2 * i];
-		fill_labels(&a.labels[LABELS_PER_SAMPLE * i], s);
-		for (j = 0; j < LABELS_PER_SAMPLE; j++)
+		o->n_label = fill_labels(&a.labels[LABELS_PER_SAMPLE * i], s);
+		for (j = 0; j < o->n_label; j++)
 			a.label_ptrs[LABELS_PER_SAMPLE * i + j] =
 				&a.labels[LABELS_PER_SAMPLE * i + j];
-		o->n_label = LABELS_PER_SAMPLE;
 		o->label = &a.label_ptrs[LABELS_PER_SAMPLE * i];
 		a.sample_ptrs[i] = o;
 	}

@@ -116,7 +116,8 @@ struct decoded {
 	struct prof_loc_in *locs;
 	struct idmap map_ids, func_ids, loc_ids;
 	int count_idx; /* index in Sample.value of samples/count, -1 = value[0] */
-	uint32_t comm_key, thread_key, pid_key, tid_key; /* string indexes, 0 = absent */
+	/* string indexes, 0 = absent */
+	uint32_t comm_key, thread_key, pid_key, tid_key, container_key;
 };
 
 static void decoded_release(struct decoded *d)
@@ -173,6 +174,7 @@ static int resolve(const pb_profile *pb, struct decoded *d)
 	d->thread_key = find_key(pb, "thread");
 	d->pid_key = find_key(pb, "pid");
 	d->tid_key = find_key(pb, "tid");
+	d->container_key = find_key(pb, "container_id");
 
 	IDMAP_BUILD(&d->map_ids, pb->mapping, pb->n_mapping);
 	IDMAP_BUILD(&d->func_ids, pb->function, pb->n_function);
@@ -261,7 +263,7 @@ static int resolve(const pb_profile *pb, struct decoded *d)
 
 struct sample_labels {
 	uint32_t pid, tid;
-	const char *comm, *thread;
+	const char *comm, *thread, *container;
 };
 
 static void sample_labels(const struct decoded *d, const Perftools__Profiles__Sample *s,
@@ -285,18 +287,18 @@ static void sample_labels(const struct decoded *d, const Perftools__Profiles__Sa
 			out->pid = (uint32_t)l->num;
 		else if (key == d->tid_key && !l->str)
 			out->tid = (uint32_t)l->num;
+		else if (key == d->container_key && l->str)
+			out->container = pb->string_table[l->str];
 	}
 }
 
 static bool filter_match(const struct pprof_decode_filter *f, const struct sample_labels *sl)
 {
-	if (!f)
-		return true;
-	if (f->pid && sl->pid != f->pid)
-		return false;
-	if (f->comm && strcmp(f->comm, sl->comm ? sl->comm : "") != 0)
-		return false;
-	return true;
+	const struct prof_filter pf = {.pid = f ? f->pid : 0,
+				       .comm = f ? f->comm : NULL,
+				       .container = f ? f->container : NULL};
+
+	return !f || prof_filter__match(&pf, sl->pid, sl->comm, sl->container);
 }
 
 static void add_samples(const struct decoded *d, const struct pprof_decode_filter *f,
@@ -324,6 +326,7 @@ static void add_samples(const struct decoded *d, const struct pprof_decode_filte
 		in.tid = sl.tid;
 		in.comm = sl.comm;
 		in.thread = sl.thread;
+		in.container = sl.container;
 		in.locs = stack;
 		in.nlocs = (uint32_t)s->n_location_id;
 		in.count = (uint64_t)s->value[d->count_idx >= 0 ? d->count_idx : 0];
@@ -403,4 +406,77 @@ int pprof_decode(const void *data, size_t len, struct prof_profile **out)
 	}
 	*out = p;
 	return 0;
+}
+
+int pprof_count(const void *data, size_t len, const struct pprof_decode_filter *f, uint64_t *count,
+		int64_t *period)
+{
+	const unsigned char *b = data;
+	struct strbuf raw = STRBUF_INIT;
+	struct decoded d = {0};
+	uint64_t sum = 0;
+	pb_profile *pb;
+	bool ok = true;
+	size_t i, j;
+
+	*count = 0;
+	if (!data && len)
+		return -EINVAL;
+	if (len >= 2 && b[0] == 0x1f && b[1] == 0x8b) {
+		int err = gunzip(data, len, &raw);
+
+		if (err) {
+			strbuf_release(&raw);
+			return err;
+		}
+		data = raw.buf;
+		len = raw.len;
+	}
+	pb = perftools__profiles__profile__unpack(NULL, len, data);
+	strbuf_release(&raw);
+	if (!pb)
+		return -EINVAL;
+	/* Only what counting needs: the count's value index and the label keys. */
+	d.pb = pb;
+	d.count_idx = -1;
+	for (i = 0; i < pb->n_sample_type; i++) {
+		const Perftools__Profiles__ValueType *vt = pb->sample_type[i];
+
+		if (!strcmp(str_at(pb, vt->type, &ok), "samples") &&
+		    !strcmp(str_at(pb, vt->unit, &ok), "count")) {
+			d.count_idx = (int)i;
+			break;
+		}
+	}
+	d.comm_key = find_key(pb, "comm");
+	d.thread_key = find_key(pb, "thread");
+	d.pid_key = find_key(pb, "pid");
+	d.tid_key = find_key(pb, "tid");
+	d.container_key = find_key(pb, "container_id");
+	for (i = 0; ok && i < pb->n_sample; i++) {
+		const Perftools__Profiles__Sample *s = pb->sample[i];
+		size_t vi = d.count_idx >= 0 ? (size_t)d.count_idx : 0;
+		struct sample_labels sl;
+
+		if (s->n_value <= vi || s->value[vi] < 0) {
+			ok = false;
+			break;
+		}
+		for (j = 0; j < s->n_label; j++) {
+			str_at(pb, s->label[j]->key, &ok);
+			str_at(pb, s->label[j]->str, &ok);
+		}
+		if (!ok || !s->value[vi])
+			continue;
+		sample_labels(&d, s, &sl);
+		if (filter_match(f, &sl))
+			sum += (uint64_t)s->value[vi];
+	}
+	if (ok) {
+		*count = sum;
+		if (period)
+			*period = pb->period;
+	}
+	perftools__profiles__profile__free_unpacked(pb, NULL);
+	return ok ? 0 : -EINVAL;
 }

@@ -6,9 +6,9 @@
  *
  * What comes back: every sample with its location list, every location with
  * all its lines, mappings (range, offset, file, build id, has_* flags) and
- * functions (name, system name, file); labels "comm" and "thread" (strings)
- * and "pid" and "tid" (numbers); the count from the "samples"/"count" value
- * (or, for profiles without it, the first value). period, time_nanos and
+ * functions (name, system name, file); labels "comm", "thread" and
+ * "container_id" (strings) and "pid" and "tid" (numbers); the count from the
+ * "samples"/"count" value (or, for profiles without it, the first value). period, time_nanos and
  * duration_nanos. Samples with a count of 0 are dropped (the store writes
  * them, see store.c). Tables are rebuilt through prof_profile__add_sample(), so
  * ids are renumbered in order of first use and unreferenced entries are
@@ -31,6 +31,7 @@
 struct pprof_decode_filter {
 	uint32_t pid; /* 0 = any process */
 	const char *comm; /* exact process name, NULL = any */
+	const char *container; /* container id or prefix (struct prof_filter), NULL = any */
 };
 
 /*
@@ -50,5 +51,14 @@ int pprof_decode(const void *data, size_t len, struct prof_profile **out);
  */
 int pprof_decode_into(const void *data, size_t len, const struct pprof_decode_filter *f,
 		      struct prof_profile *dst);
+
+/*
+ * The sum of the counts of the samples in @data that match @f (NULL = all),
+ * in *@count, and the profile's period in *@period (may be NULL): what
+ * pprof_decode_into() would add to total_count, without building any table.
+ * For per-interval totals (CPU over time). Returns 0 or -EINVAL.
+ */
+int pprof_count(const void *data, size_t len, const struct pprof_decode_filter *f, uint64_t *count,
+		int64_t *period);
 
 #endif

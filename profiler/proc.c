@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "../common/util.h"
+#include "profile.h"
 
 /* A vma array replaced by a re-read, freed at the next gc (see read_maps). */
 struct retired_vmas {
@@ -184,6 +185,88 @@ static int read_maps(struct prof_procs *t, struct prof_aspace *as)
 	return 0;
 }
 
+/* Whether @s[0..n) is exactly 64 lowercase hex digits. */
+static bool is_id64(const char *s, size_t n)
+{
+	if (n != PROF_CONTAINER_ID_LEN)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+			return false;
+	return true;
+}
+
+/*
+ * The id in one path component, or NULL: "<id>", "<prefix>-<id>" and either
+ * with ".scope". systemd's names ("docker-<id>.scope") put the runtime first;
+ * cgroupfs drivers use the bare id as the directory name.
+ */
+static const char *component_id(const char *c, size_t n)
+{
+	const char *dash;
+
+	if (n > 6 && !memcmp(c + n - 6, ".scope", 6))
+		n -= 6;
+	if (is_id64(c, n))
+		return c;
+	dash = memrchr(c, '-', n);
+	if (!dash || !is_id64(dash + 1, n - (size_t)(dash + 1 - c)))
+		return NULL;
+	/* The monitors run beside the container, not in it. */
+	if ((dash - c == 11 && !memcmp(c, "crio-conmon", 11)) ||
+	    (dash - c == 13 && !memcmp(c, "libpod-conmon", 13)))
+		return NULL;
+	return dash + 1;
+}
+
+int prof_cgroup_container_id(const char *text, char out[65])
+{
+	const char *found = NULL;
+
+	/* Lines are "hierarchy-id:controllers:path"; every hierarchy is looked at. */
+	for (const char *line = text; line && *line;) {
+		const char *eol = strchr(line, '\n'), *path, *c;
+		const char *end = eol ? eol : line + strlen(line);
+		const char *line_found = NULL;
+
+		path = memchr(line, ':', (size_t)(end - line));
+		path = path ? memchr(path + 1, ':', (size_t)(end - path - 1)) : NULL;
+		for (c = path ? path + 1 : end; c < end;) {
+			const char *slash = memchr(c, '/', (size_t)(end - c));
+			const char *cend = slash ? slash : end;
+			const char *id = component_id(c, (size_t)(cend - c));
+
+			if (id)
+				line_found =
+					id; /* innermost wins: nested scopes of one container */
+			c = cend + 1;
+		}
+		if (line_found && !found)
+			found = line_found;
+		line = eol ? eol + 1 : NULL;
+	}
+	if (!found)
+		return -ENOENT;
+	memcpy(out, found, PROF_CONTAINER_ID_LEN);
+	out[PROF_CONTAINER_ID_LEN] = '\0';
+	return 0;
+}
+
+/* Reads the container id of @as->pid; a process already gone or in none gets "". */
+static void read_container(struct prof_aspace *as)
+{
+	struct strbuf sb = STRBUF_INIT;
+	char path[32];
+
+	as->container[0] = '\0';
+	snprintf(path, sizeof(path), "/proc/%u/cgroup", as->pid);
+	/* A few hundred bytes; cgroup v1 with every controller is still under 4 KiB. */
+	if (read_file(path, &sb, 64 * 1024) == 0 && sb.buf &&
+	    prof_cgroup_container_id(sb.buf, as->container))
+		as->container[0] = '\0';
+	strbuf_release(&sb);
+}
+
 static struct prof_aspace *lookup(struct prof_procs *t, uint32_t pid, uint32_t id)
 {
 	struct prof_aspace *as = t->buckets[bucket_of(t, pid, id)];
@@ -207,6 +290,7 @@ static struct prof_aspace *insert(struct prof_procs *t, uint32_t pid, uint32_t i
 	as->next = t->buckets[b];
 	t->buckets[b] = as;
 	t->count++;
+	read_container(as);
 	read_maps(t, as);
 	return as;
 }
@@ -252,6 +336,11 @@ void prof_procs__event(struct prof_procs *t, const struct prof_event *e)
 	default:
 		break;
 	}
+}
+
+const struct prof_aspace *prof_procs__find(const struct prof_procs *t, uint32_t pid, uint32_t id)
+{
+	return lookup((struct prof_procs *)t, pid, id);
 }
 
 struct prof_aspace *prof_procs__get(struct prof_procs *t, uint32_t pid, uint32_t id)

@@ -46,6 +46,11 @@ struct prof_aspace {
 	int read_err; /* last error reading /proc/PID/maps, 0 when fine */
 	uint32_t maps_gen; /* bumped by every successful read of the maps */
 	/*
+	 * Container id (64 lowercase hex digits) from /proc/PID/cgroup, read when
+	 * the address space is first tracked; "" when the process is in none.
+	 */
+	char container[65];
+	/*
 	 * The JIT's /tmp/perf-PID.map, owned; loaded by the collector on the first
 	 * frame in anonymous executable memory, refreshed at most once per drain.
 	 */
@@ -78,6 +83,9 @@ void prof_procs__event(struct prof_procs *t, const struct prof_event *e);
  */
 struct prof_aspace *prof_procs__get(struct prof_procs *t, uint32_t pid, uint32_t id);
 
+/* The address space (pid, id) if it is tracked, else NULL; reads nothing. */
+const struct prof_aspace *prof_procs__find(const struct prof_procs *t, uint32_t pid, uint32_t id);
+
 /*
  * The executable mapping containing @addr, or NULL. When no mapping
  * contains it and the process is alive, /proc/PID/maps is read again (at
@@ -93,5 +101,17 @@ const struct prof_vma *prof_procs__find_vma(struct prof_procs *t, struct prof_as
 void prof_procs__gc(struct prof_procs *t, uint64_t flip_ns);
 
 void prof_procs__stats(const struct prof_procs *t, struct prof_procs_stats *out);
+
+/*
+ * The container id in the text of a /proc/PID/cgroup file (@text, NUL-
+ * terminated), copied into @out (65 bytes) as 64 lowercase hex digits.
+ * Recognises the runtimes' cgroup names, v1 and v2: docker-<id>.scope,
+ * cri-containerd-<id>.scope, crio-<id>.scope, libpod-<id>.scope, and
+ * /docker/<id>, /kubepods/.../<id>, /<namespace>/<id> (cgroupfs drivers).
+ * The innermost such path component wins. Conmon processes of CRI-O and
+ * podman (crio-conmon-<id>, libpod-conmon-<id>) are outside the container
+ * and get none. Returns 0, or -ENOENT when there is no container id.
+ */
+int prof_cgroup_container_id(const char *text, char out[65]);
 
 #endif

@@ -274,7 +274,7 @@ static uint32_t intern_location(struct prof_profile *p, const struct loc_key *k)
 /* ---- samples: keyed by labels and the location list; counts add ---------- */
 
 struct sample_key {
-	uint32_t pid, tid, comm, thread;
+	uint32_t pid, tid, comm, thread, container;
 	const uint32_t *locs;
 	uint32_t nlocs;
 };
@@ -285,7 +285,7 @@ static bool sample_eq(const struct prof_profile *p, uint32_t idx, const void *ke
 	const struct sample_key *b = key;
 
 	return a->pid == b->pid && a->tid == b->tid && a->comm == b->comm &&
-	       a->thread == b->thread && a->nlocs == b->nlocs &&
+	       a->thread == b->thread && a->container == b->container && a->nlocs == b->nlocs &&
 	       (!b->nlocs ||
 		memcmp(&p->sample_locs[a->loc_start], b->locs, b->nlocs * sizeof(*b->locs)) == 0);
 }
@@ -298,6 +298,7 @@ static void add_counted(struct prof_profile *p, const struct sample_key *k, uint
 	uint32_t h, idx, i;
 
 	h64 = hmix(hmix(hmix(hmix(hash_u64(k->pid, 4), k->tid), k->comm), k->thread), k->nlocs);
+	h64 = hmix(h64, k->container);
 	for (i = 0; i < k->nlocs; i++)
 		h64 = hmix(h64, k->locs[i]);
 	h = hfinal(h64);
@@ -316,12 +317,14 @@ static void add_counted(struct prof_profile *p, const struct sample_key *k, uint
 	idx = p->nsamples;
 	xgrow((void **)&p->samples, &x->cap_samples, idx + 1, sizeof(*p->samples));
 	e = &p->samples[idx];
+	memset(e, 0, sizeof(*e)); /* padding too: tests and the store compare samples bytewise */
 	e->loc_start = p->nsample_locs;
 	e->nlocs = k->nlocs;
 	e->pid = k->pid;
 	e->tid = k->tid;
 	e->comm = k->comm;
 	e->thread = k->thread;
+	e->container = k->container;
 	e->count = count;
 	p->nsample_locs += k->nlocs;
 	p->nsamples++;
@@ -417,6 +420,7 @@ void prof_profile__add_sample(struct prof_profile *p, const struct prof_sample_i
 	sk.tid = s->tid;
 	sk.comm = prof_profile__intern(p, s->comm);
 	sk.thread = prof_profile__intern(p, s->thread);
+	sk.container = prof_profile__intern(p, s->container);
 	xgrow((void **)&x->tmp_locs, &x->cap_tmp_locs, s->nlocs, sizeof(*x->tmp_locs));
 	for (i = 0; i < s->nlocs; i++) {
 		const struct prof_loc_in *l = &s->locs[i];
@@ -529,6 +533,7 @@ void prof_profile__merge(struct prof_profile *dst, const struct prof_profile *sr
 			.tid = s->tid,
 			.comm = smap[s->comm],
 			.thread = smap[s->thread],
+			.container = smap[s->container],
 			.nlocs = s->nlocs,
 		};
 

@@ -74,6 +74,7 @@ struct prof_sample {
 	uint32_t comm; /* string index: process name */
 	uint32_t thread; /* string index: thread name */
 	uint64_t count;
+	uint32_t container; /* string index: container id (64 hex), 0 = none */
 };
 
 struct prof_profile {
@@ -132,6 +133,7 @@ struct prof_sample_in {
 	const struct prof_loc_in *locs; /* leaf first */
 	uint32_t nlocs;
 	uint64_t count;
+	const char *container; /* container id, NULL or "" = none (last: positional inits) */
 };
 
 /* A new, empty profile. Never NULL (allocation failure aborts). */
@@ -169,6 +171,35 @@ struct prof_profile *prof_profile__with_line_names(const struct prof_profile *p)
  */
 struct prof_profile *prof_profile__filter(const struct prof_profile *p, uint32_t pid,
 					  const char *comm);
+
+/*
+ * Which samples to keep; zero fields match everything. The same rules for
+ * live windows (prof_profile__filter_by), the store and pprof decoding.
+ */
+struct prof_filter {
+	uint32_t pid; /* process id (tgid); 0 = any */
+	const char *comm; /* exact process name; NULL = any */
+	/*
+	 * Container id: the full 64-hex id or a prefix of at least
+	 * PROF_CONTAINER_PREFIX_MIN hex digits (as `docker ps` shows); NULL = any.
+	 * Samples without a container never match.
+	 */
+	const char *container;
+};
+
+#define PROF_CONTAINER_ID_LEN 64
+#define PROF_CONTAINER_PREFIX_MIN 12
+
+/* Whether @v is a valid container= value: 12..64 lowercase hex digits. */
+bool prof_filter_container_ok(const char *v);
+
+/* Whether a sample with these labels passes @f (NULL passes everything). */
+bool prof_filter__match(const struct prof_filter *f, uint32_t pid, const char *comm,
+			const char *container);
+
+/* prof_profile__filter() with every filter. The caller frees the copy. O(size of p). */
+struct prof_profile *prof_profile__filter_by(const struct prof_profile *p,
+					     const struct prof_filter *f);
 
 /* String by index; "" for out-of-range indexes. */
 static inline const char *prof_str(const struct prof_profile *p, uint32_t i)

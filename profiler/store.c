@@ -802,8 +802,14 @@ static int qrec_cmp(const void *a, const void *b)
 	return x->r.off < y->r.off ? -1 : x->r.off > y->r.off;
 }
 
-int prof_store__query(struct prof_store *s, int64_t start, int64_t end,
-		      const struct prof_store_filter *f, struct prof_profile **out)
+/*
+ * Reads every record overlapping [start, end). With @fn, each one's matching
+ * sample count goes to @fn (pprof_count(): no tables built) and *@out is
+ * NULL; without, they are merged into a new profile in *@out.
+ */
+static int query(struct prof_store *s, int64_t start, int64_t end,
+		 const struct prof_store_filter *f, prof_store_interval_fn fn, void *ctx,
+		 struct prof_profile **out)
 {
 	struct pprof_decode_filter df = {0}, *dfp = NULL;
 	struct strbuf payload = STRBUF_INIT, raw = STRBUF_INIT, key = STRBUF_INIT;
@@ -823,6 +829,7 @@ int prof_store__query(struct prof_store *s, int64_t start, int64_t end,
 	if (f) {
 		df.pid = f->pid;
 		df.comm = f->comm;
+		df.container = f->container;
 		dfp = &df;
 	}
 
@@ -884,8 +891,16 @@ int prof_store__query(struct prof_store *s, int64_t start, int64_t end,
 		if (!err)
 			err = decompress(dctx, &e->r, &payload,
 					 e->r.codec == CODEC_ZSTD_KEYDICT ? &key : NULL, &raw);
-		if (!err)
+		if (!err && fn) {
+			uint64_t n = 0;
+			int64_t period = 0;
+
+			err = pprof_count(raw.buf, raw.len, dfp, &n, &period);
+			if (!err)
+				fn(ctx, e->r.t, e->r.dur, n, period);
+		} else if (!err) {
 			err = pprof_decode_into(raw.buf, raw.len, dfp, res);
+		}
 		if (err) {
 			pr_warn("store '%s': %s: record at %" PRIu64 ": %s; skipped\n", s->dir,
 				paths[e->seg], e->r.off, strerror(-err));
@@ -920,8 +935,29 @@ int prof_store__query(struct prof_store *s, int64_t start, int64_t end,
 	strbuf_release(&payload);
 	strbuf_release(&raw);
 	strbuf_release(&key);
+	if (fn) {
+		prof_profile__free(res);
+		res = NULL;
+	}
 	*out = res;
 	return 0;
+}
+
+int prof_store__query(struct prof_store *s, int64_t start, int64_t end,
+		      const struct prof_store_filter *f, struct prof_profile **out)
+{
+	return query(s, start, end, f, NULL, NULL, out);
+}
+
+int prof_store__query_intervals(struct prof_store *s, int64_t start, int64_t end,
+				const struct prof_store_filter *f, prof_store_interval_fn fn,
+				void *ctx)
+{
+	struct prof_profile *none;
+
+	if (!fn)
+		return -EINVAL;
+	return query(s, start, end, f, fn, ctx, &none);
 }
 
 /* ---- stats, close ------------------------------------------------------------------------------

@@ -41,6 +41,7 @@ struct prof_store_opts {
 struct prof_store_filter {
 	uint32_t pid; /* 0 = any process */
 	const char *comm; /* exact process name; NULL = any */
+	const char *container; /* container id or prefix (struct prof_filter); NULL = any */
 };
 
 struct prof_store_stats {
@@ -86,6 +87,27 @@ int prof_store__append(struct prof_store *s, const struct prof_profile *interval
  */
 int prof_store__query(struct prof_store *s, int64_t start_ns, int64_t end_ns,
 		      const struct prof_store_filter *f, struct prof_profile **out);
+
+/*
+ * Called by prof_store__query_intervals() once per stored interval, in time
+ * order: its start and length (ns), the samples in it that passed the
+ * filter (0 when none did), and its sampling period (ns per sample).
+ */
+typedef void (*prof_store_interval_fn)(void *ctx, int64_t time_ns, int64_t duration_ns,
+				       uint64_t samples, int64_t period_ns);
+
+/*
+ * The per-interval totals of [@start_ns, @end_ns) for CPU over time: @fn is
+ * called for every stored interval overlapping the range. Cheaper than
+ * prof_store__query(): each record is decompressed and unpacked once, and
+ * only its sample counts are read (no profile is built). Intervals the
+ * agent had nothing to store for (no samples at all) are absent. Returns 0,
+ * or -EINVAL when end <= start or @fn is NULL; corrupt records are skipped
+ * and counted as in prof_store__query().
+ */
+int prof_store__query_intervals(struct prof_store *s, int64_t start_ns, int64_t end_ns,
+				const struct prof_store_filter *f, prof_store_interval_fn fn,
+				void *ctx);
 
 /* A consistent snapshot of the counters. */
 void prof_store__stats(const struct prof_store *s, struct prof_store_stats *st);

@@ -105,6 +105,7 @@ struct prof_profile *prof_profile__with_line_names(const struct prof_profile *p)
 			.locs = locs,
 			.nlocs = s->nlocs,
 			.count = s->count,
+			.container = prof_str(p, s->container),
 		};
 		prof_profile__add_sample(out, &in);
 	}
@@ -120,8 +121,44 @@ struct prof_profile *prof_profile__with_line_names(const struct prof_profile *p)
 #define FILTER_MAX_LOCS 512
 #define FILTER_MAX_LINES 2048
 
+bool prof_filter_container_ok(const char *v)
+{
+	size_t n = 0;
+
+	if (!v)
+		return false;
+	for (; v[n]; n++)
+		if (!((v[n] >= '0' && v[n] <= '9') || (v[n] >= 'a' && v[n] <= 'f')))
+			return false;
+	return n >= PROF_CONTAINER_PREFIX_MIN && n <= PROF_CONTAINER_ID_LEN;
+}
+
+bool prof_filter__match(const struct prof_filter *f, uint32_t pid, const char *comm,
+			const char *container)
+{
+	if (!f)
+		return true;
+	if (f->pid && pid != f->pid)
+		return false;
+	if (f->comm && strcmp(f->comm, comm ? comm : ""))
+		return false;
+	/* A prefix match; container ids are fixed-length, so a prefix of one is unique enough. */
+	if (f->container &&
+	    (!container || !*container || strncmp(container, f->container, strlen(f->container))))
+		return false;
+	return true;
+}
+
 struct prof_profile *prof_profile__filter(const struct prof_profile *p, uint32_t pid,
 					  const char *comm)
+{
+	const struct prof_filter f = {.pid = pid, .comm = comm};
+
+	return prof_profile__filter_by(p, &f);
+}
+
+struct prof_profile *prof_profile__filter_by(const struct prof_profile *p,
+					     const struct prof_filter *f)
 {
 	struct prof_profile *out = prof_profile__new(p->period_ns);
 	struct prof_loc_in *locs = xmalloc(FILTER_MAX_LOCS * sizeof(*locs));
@@ -135,7 +172,7 @@ struct prof_profile *prof_profile__filter(const struct prof_profile *p, uint32_t
 		uint32_t nl = 0, n = s->nlocs < FILTER_MAX_LOCS ? s->nlocs : FILTER_MAX_LOCS;
 		struct prof_sample_in in;
 
-		if ((pid && s->pid != pid) || (comm && strcmp(prof_str(p, s->comm), comm)))
+		if (!prof_filter__match(f, s->pid, prof_str(p, s->comm), prof_str(p, s->container)))
 			continue;
 		for (uint32_t k = 0; k < n; k++) {
 			const struct prof_location *l =
@@ -172,6 +209,7 @@ struct prof_profile *prof_profile__filter(const struct prof_profile *p, uint32_t
 			.locs = locs,
 			.nlocs = n,
 			.count = s->count,
+			.container = prof_str(p, s->container),
 		};
 		prof_profile__add_sample(out, &in);
 	}

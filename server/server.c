@@ -23,7 +23,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <strings.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -51,6 +54,8 @@ struct srv {
 	struct srv_source src;
 	int port;
 	char host[256]; /* for the flame graph subtitle */
+	char *token; /* bearer token, NULL = none */
+	size_t token_len;
 	/* Updated with relaxed atomics from the connection threads. */
 	struct srv_stats stats;
 };
@@ -63,6 +68,7 @@ struct reply {
 	const char *disposition; /* Content-Disposition, or NULL */
 	bool allow; /* add "Allow: GET, HEAD" (405) */
 	bool headers_only; /* HEAD on a profile route: length unknown */
+	bool challenge; /* 401: add "WWW-Authenticate: Bearer" */
 };
 
 struct request {
@@ -88,12 +94,16 @@ static const char *const route_names[SRV_ROUTE__NR] = {
 	[SRV_ROUTE_FOLDED] = "/folded",
 	[SRV_ROUTE_HEALTHZ] = "/healthz",
 	[SRV_ROUTE_METRICS] = "/metrics",
+	[SRV_ROUTE_API_TIMESERIES] = "/api/timeseries",
+	[SRV_ROUTE_API_TOP] = "/api/top",
+	[SRV_ROUTE_API_PROCESSES] = "/api/processes",
 	[SRV_ROUTE_OTHER] = "other",
 };
 
 static const unsigned int status_codes[SRV_STATUS__NR] = {
-	[SRV_STATUS_200] = 200, [SRV_STATUS_400] = 400, [SRV_STATUS_404] = 404,
-	[SRV_STATUS_405] = 405, [SRV_STATUS_500] = 500, [SRV_STATUS_503] = 503,
+	[SRV_STATUS_200] = 200, [SRV_STATUS_400] = 400, [SRV_STATUS_401] = 401,
+	[SRV_STATUS_404] = 404, [SRV_STATUS_405] = 405, [SRV_STATUS_500] = 500,
+	[SRV_STATUS_503] = 503,
 };
 
 const char *srv_route_name(enum srv_route r)
@@ -251,8 +261,29 @@ static enum MHD_Result send_reply(struct srv *s, const struct request *rq, enum 
 	size_t len;
 	char *body;
 
+	/* Text and JSON only: pprof is gzip inside already, and scrapers expect it as it is. */
+	bool compressible = strcmp(rp->content_type, "application/octet-stream") != 0;
+	enum srv_coding coding = SRV_CODING_IDENTITY;
+
 	__atomic_fetch_add(&s->stats.requests[route][status_index(rp->status)], 1,
 			   __ATOMIC_RELAXED);
+
+	if (compressible)
+		coding = srv_choose_coding(MHD_lookup_connection_value(
+			rq->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT_ENCODING));
+	if (coding != SRV_CODING_IDENTITY && !rp->headers_only) {
+		struct strbuf z = STRBUF_INIT;
+
+		if (srv_compress(coding, rp->body.buf ? rp->body.buf : "", rp->body.len, &z)) {
+			pr_warn("http: %s: %s failed; sending it uncompressed", rq->url,
+				srv_coding_name(coding));
+			coding = SRV_CODING_IDENTITY;
+			strbuf_release(&z);
+		} else {
+			strbuf_release(&rp->body);
+			rp->body = z;
+		}
+	}
 
 	if (rp->headers_only) {
 		/*
@@ -287,6 +318,15 @@ static enum MHD_Result send_reply(struct srv *s, const struct request *rq, enum 
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_DISPOSITION, rp->disposition);
 	if (rp->allow)
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
+	if (compressible)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_VARY,
+					MHD_HTTP_HEADER_ACCEPT_ENCODING);
+	if (coding != SRV_CODING_IDENTITY)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_ENCODING,
+					srv_coding_name(coding));
+	if (rp->challenge)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
+					"Bearer realm=\"bpfprof\"");
 	/* Every profile is a fresh window; a cached one would be a lie. */
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
 
@@ -315,6 +355,8 @@ static const char root_html[] =
 	"go tool pprof)</li>\n"
 	"<li><a href=\"/healthz\">/healthz</a>: health and counters</li>\n"
 	"<li><a href=\"/metrics\">/metrics</a>: the agent's own metrics (Prometheus)</li>\n"
+	"<li><a href=\"/api/timeseries\">/api/timeseries</a>, <a href=\"/api/top\">/api/top</a>, "
+	"<a href=\"/api/processes\">/api/processes</a>: the last hour as JSON</li>\n"
 	"</ul>\n"
 	"</body></html>\n";
 
@@ -486,6 +528,72 @@ static int parse_time(const char *v, int64_t *ns)
 	return 0;
 }
 
+static const char *arg(struct request *rq, const char *key)
+{
+	return MHD_lookup_connection_value(rq->conn, MHD_GET_ARGUMENT_KIND, key);
+}
+
+/* pid=, comm= and container= into *@f; on a bad value, a 400 in @rp and -EINVAL. */
+static int parse_filter(struct request *rq, struct reply *rp, struct prof_filter *f)
+{
+	const char *vp = arg(rq, "pid");
+
+	memset(f, 0, sizeof(*f));
+	f->comm = arg(rq, "comm");
+	f->container = arg(rq, "container");
+	if (vp) {
+		char *end;
+		unsigned long v = strtoul(vp, &end, 10);
+
+		if (!*vp || *end || *vp == '-' || *vp == '+' || v == 0 || v > INT32_MAX) {
+			reply_text(rp, MHD_HTTP_BAD_REQUEST, "bad pid: a process id\n");
+			return -EINVAL;
+		}
+		f->pid = (uint32_t)v;
+	}
+	if (f->container && !prof_filter_container_ok(f->container)) {
+		reply_text(rp, MHD_HTTP_BAD_REQUEST,
+			   "bad container: 12 to %d lowercase hex digits of a container id\n",
+			   PROF_CONTAINER_ID_LEN);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* The /api/ routes default to the last hour. */
+#define SRV_API_DEFAULT_RANGE_NS (3600LL * 1000000000)
+
+/*
+ * start= and end= into [*@start_ns, *@end_ns). Without either, *@history
+ * stays false, unless @always: then the range is the last hour. end
+ * defaults to now, start (with @always) to an hour before end. On a bad
+ * value, a 400 in @rp and -EINVAL.
+ */
+static int parse_range(struct request *rq, struct reply *rp, bool always, bool *history,
+		       int64_t *start_ns, int64_t *end_ns)
+{
+	const char *vs = arg(rq, "start"), *ve = arg(rq, "end");
+
+	*history = always || vs || ve;
+	if (!*history)
+		return 0;
+	*end_ns = (int64_t)now_wall_ns();
+	if ((ve && parse_time(ve, end_ns)) || (vs && parse_time(vs, start_ns)) ||
+	    (!vs && !always)) {
+		reply_text(rp, MHD_HTTP_BAD_REQUEST,
+			   "bad start/end: RFC 3339 or Unix seconds, start before end\n");
+		return -EINVAL;
+	}
+	if (!vs)
+		*start_ns = *end_ns - SRV_API_DEFAULT_RANGE_NS;
+	if (*start_ns >= *end_ns) {
+		reply_text(rp, MHD_HTTP_BAD_REQUEST,
+			   "bad start/end: RFC 3339 or Unix seconds, start before end\n");
+		return -EINVAL;
+	}
+	return 0;
+}
+
 static void handle_profile(struct srv *s, const struct route *rt, struct request *rq,
 			   struct reply *rp)
 {
@@ -494,8 +602,7 @@ static void handle_profile(struct srv *s, const struct route *rt, struct request
 	unsigned int seconds = rt->default_seconds;
 	bool with_lines, history = false;
 	int64_t start_ns = 0, end_ns = 0;
-	const char *comm = NULL;
-	uint32_t pid = 0;
+	struct prof_filter filter;
 	int err;
 
 	MHD_get_connection_values(rq->conn, MHD_GET_ARGUMENT_KIND, find_seconds, &arg);
@@ -516,38 +623,9 @@ static void handle_profile(struct srv *s, const struct route *rt, struct request
 		}
 		with_lines = v && !strcmp(v, "1") && rt->format != PROF_FMT_PPROF;
 	}
-	{
-		/* History range and filters. */
-		const char *vs =
-			MHD_lookup_connection_value(rq->conn, MHD_GET_ARGUMENT_KIND, "start");
-		const char *ve =
-			MHD_lookup_connection_value(rq->conn, MHD_GET_ARGUMENT_KIND, "end");
-		const char *vp =
-			MHD_lookup_connection_value(rq->conn, MHD_GET_ARGUMENT_KIND, "pid");
-
-		comm = MHD_lookup_connection_value(rq->conn, MHD_GET_ARGUMENT_KIND, "comm");
-		if (vp) {
-			char *end;
-			unsigned long v = strtoul(vp, &end, 10);
-
-			if (!*vp || *end || *vp == '-' || *vp == '+' || v == 0 || v > INT32_MAX) {
-				reply_text(rp, MHD_HTTP_BAD_REQUEST, "bad pid: a process id\n");
-				return;
-			}
-			pid = (uint32_t)v;
-		}
-		if (vs || ve) {
-			history = true;
-			end_ns = (int64_t)now_wall_ns();
-			if (!vs || parse_time(vs, &start_ns) || (ve && parse_time(ve, &end_ns)) ||
-			    start_ns >= end_ns) {
-				reply_text(rp, MHD_HTTP_BAD_REQUEST,
-					   "bad start/end: RFC 3339 or Unix seconds, start before "
-					   "end\n");
-				return;
-			}
-		}
-	}
+	if (parse_filter(rq, rp, &filter) ||
+	    parse_range(rq, rp, false, &history, &start_ns, &end_ns))
+		return;
 
 	switch (rt->format) {
 	case PROF_FMT_PPROF:
@@ -593,8 +671,8 @@ static void handle_profile(struct srv *s, const struct route *rt, struct request
 		goto out;
 	}
 
-	if (pid || comm) {
-		struct prof_profile *only = prof_profile__filter(p, pid, comm);
+	if (filter.pid || filter.comm || filter.container) {
+		struct prof_profile *only = prof_profile__filter_by(p, &filter);
 
 		prof_profile__free(p);
 		p = only;
@@ -632,6 +710,89 @@ out:
 	__atomic_fetch_sub(&s->stats.windows_open, 1, __ATOMIC_RELAXED);
 }
 
+#define SRV_API_MAX_LIMIT 100000
+#define SRV_API_TOP_DEFAULT_LIMIT 50
+
+/* Why a history source failed, as the profile routes say it. */
+static void reply_history_error(const struct route *rt, struct reply *rp, int err)
+{
+	if (err == -ENOTSUP) {
+		reply_text(rp, MHD_HTTP_BAD_REQUEST,
+			   "no history: this agent keeps none (started with --no-store)\n");
+		return;
+	}
+	pr_warn("http: %s: history query: %s", rt->path, strerror(-err));
+	reply_text(rp, MHD_HTTP_INTERNAL_SERVER_ERROR, "query failed: %s\n", strerror(-err));
+}
+
+/* /api/timeseries, /api/top, /api/processes: JSON from the history (profiler/api.h). */
+static void handle_api(struct srv *s, const struct route *rt, struct request *rq, struct reply *rp)
+{
+	struct prof_filter filter;
+	struct prof_profile *p = NULL;
+	enum api_sort sort = API_SORT_SELF;
+	unsigned int limit = rt->id == SRV_ROUTE_API_TOP ? SRV_API_TOP_DEFAULT_LIMIT : 0;
+	int64_t start_ns = 0, end_ns = 0;
+	const char *v;
+	bool history;
+	int err;
+
+	if (parse_filter(rq, rp, &filter) ||
+	    parse_range(rq, rp, true, &history, &start_ns, &end_ns))
+		return;
+	if ((v = arg(rq, "limit"))) {
+		char *end;
+		unsigned long n = strtoul(v, &end, 10);
+
+		if (!*v || *end || *v == '-' || *v == '+' || n > SRV_API_MAX_LIMIT) {
+			reply_text(rp, MHD_HTTP_BAD_REQUEST,
+				   "bad limit: an integer from 0 (no limit) to %d\n",
+				   SRV_API_MAX_LIMIT);
+			return;
+		}
+		limit = (unsigned int)n;
+	}
+	if ((v = arg(rq, "sort")) && rt->id == SRV_ROUTE_API_TOP) {
+		if (!strcmp(v, "total")) {
+			sort = API_SORT_TOTAL;
+		} else if (strcmp(v, "self")) {
+			reply_text(rp, MHD_HTTP_BAD_REQUEST, "bad sort: self or total\n");
+			return;
+		}
+	}
+
+	if (rt->id == SRV_ROUTE_API_TIMESERIES) {
+		struct api_series series = {0};
+
+		err = s->src.series ? s->src.series(s->src.ctx, start_ns, end_ns, &filter, &series)
+				    : -ENOTSUP;
+		if (!err)
+			err = api_timeseries_json(&series, start_ns, end_ns, &rp->body);
+		api_series__release(&series);
+	} else {
+		err = s->src.query ? s->src.query(s->src.ctx, start_ns, end_ns, &p) : -ENOTSUP;
+		if (!err && !p)
+			err = -ENODATA;
+		if (!err && (filter.pid || filter.comm || filter.container)) {
+			struct prof_profile *only = prof_profile__filter_by(p, &filter);
+
+			prof_profile__free(p);
+			p = only;
+		}
+		if (!err && rt->id == SRV_ROUTE_API_TOP)
+			err = api_top_json(p, limit, sort, &rp->body);
+		else if (!err)
+			err = api_processes_json(p, limit, &rp->body);
+		prof_profile__free(p);
+	}
+	if (err) {
+		reply_history_error(rt, rp, err);
+		return;
+	}
+	rp->status = MHD_HTTP_OK;
+	rp->content_type = "application/json";
+}
+
 static const struct route routes[] = {
 	{"/", SRV_ROUTE_ROOT, handle_html, 0, 0},
 	{"/debug/pprof/", SRV_ROUTE_PPROF_INDEX, handle_html, 0, 0},
@@ -643,7 +804,117 @@ static const struct route routes[] = {
 	{"/folded", SRV_ROUTE_FOLDED, handle_profile, SRV_VIEW_DEFAULT_SECONDS, PROF_FMT_FOLDED},
 	{"/healthz", SRV_ROUTE_HEALTHZ, handle_healthz, 0, 0},
 	{"/metrics", SRV_ROUTE_METRICS, handle_metrics, 0, 0},
+	{"/api/timeseries", SRV_ROUTE_API_TIMESERIES, handle_api, 0, 0},
+	{"/api/top", SRV_ROUTE_API_TOP, handle_api, 0, 0},
+	{"/api/processes", SRV_ROUTE_API_PROCESSES, handle_api, 0, 0},
 };
+
+/* ---- bearer token ---------------------------------------------------------- */
+
+#define SRV_TOKEN_MAX 4096
+
+int srv_read_token_file(const char *path, char **token, const char **why)
+{
+	struct strbuf sb = STRBUF_INIT;
+	struct stat st;
+	int fd, err;
+
+	*token = NULL;
+	*why = NULL;
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0) {
+		err = -errno;
+		*why = strerror(-err);
+		return err;
+	}
+	/* The mode of the file we opened, not of whatever the path names later. */
+	if (fstat(fd, &st)) {
+		err = -errno;
+		close(fd);
+		*why = strerror(-err);
+		return err;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		close(fd);
+		*why = "not a regular file";
+		return -EINVAL;
+	}
+	if (st.st_mode & (S_IRGRP | S_IROTH)) {
+		close(fd);
+		*why = "group or others may read it (chmod 600 it)";
+		return -EPERM;
+	}
+	if (st.st_size > SRV_TOKEN_MAX) {
+		close(fd);
+		*why = "over 4 KiB: not a token";
+		return -EFBIG;
+	}
+	strbuf_grow(&sb, SRV_TOKEN_MAX + 1);
+	while (sb.len < SRV_TOKEN_MAX) {
+		ssize_t n = read(fd, sb.buf + sb.len, SRV_TOKEN_MAX - sb.len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			err = -errno;
+			close(fd);
+			strbuf_release(&sb);
+			*why = strerror(-err);
+			return err;
+		}
+		if (n == 0)
+			break;
+		sb.len += (size_t)n;
+	}
+	close(fd);
+	sb.buf[sb.len] = '\0';
+	while (sb.len && (sb.buf[sb.len - 1] == '\n' || sb.buf[sb.len - 1] == '\r'))
+		sb.buf[--sb.len] = '\0';
+	if (!sb.len) {
+		strbuf_release(&sb);
+		*why = "the file is empty";
+		return -EINVAL;
+	}
+	/* RFC 6750's b64token is narrower; anything visible is accepted, nothing else. */
+	for (size_t i = 0; i < sb.len; i++) {
+		unsigned char c = (unsigned char)sb.buf[i];
+
+		if (c <= 0x20 || c == 0x7f) {
+			strbuf_release(&sb);
+			*why = "the token has spaces or control characters";
+			return -EINVAL;
+		}
+	}
+	*token = strbuf_detach(&sb, NULL);
+	return 0;
+}
+
+/*
+ * Whether the request carries "Authorization: Bearer <our token>". The
+ * comparison takes the same time wherever the first difference is (it
+ * depends on the lengths only), so the token cannot be guessed byte by byte
+ * from response times.
+ */
+static bool authorized(const struct srv *s, struct MHD_Connection *conn)
+{
+	const char *h =
+		MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+	const unsigned char *got;
+	unsigned char diff;
+	size_t len;
+
+	if (!h || strncasecmp(h, "Bearer ", 7))
+		return false;
+	h += 7;
+	while (*h == ' ')
+		h++;
+	got = (const unsigned char *)h;
+	len = strlen(h);
+	diff = len != s->token_len;
+	for (size_t i = 0; i < s->token_len; i++)
+		diff |= (unsigned char)(s->token[i] ^ (i < len ? got[i] : 0));
+	return diff == 0;
+}
 
 static enum MHD_Result access_handler(void *cls, struct MHD_Connection *conn, const char *url,
 				      const char *method, const char *version,
@@ -680,7 +951,11 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *conn, co
 	}
 
 	/* Every route takes GET and HEAD only, so the method is checked first. */
-	if (!allowed) {
+	if (s->token && route != SRV_ROUTE_HEALTHZ && !authorized(s, conn)) {
+		reply_text(&rp, MHD_HTTP_UNAUTHORIZED,
+			   "unauthorized: this agent wants a bearer token\n");
+		rp.challenge = true;
+	} else if (!allowed) {
 		reply_text(&rp, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed: ");
 		add_sanitized(&rp.body, method ? method : "");
 		strbuf_addc(&rp.body, '\n');
@@ -737,6 +1012,12 @@ static struct MHD_Daemon *start_daemon(struct srv *s, unsigned int flags, const 
 
 struct srv *srv__start(const char *address, const struct srv_source *src)
 {
+	return srv__start_opts(address, src, NULL);
+}
+
+struct srv *srv__start_opts(const char *address, const struct srv_source *src,
+			    const struct srv_opts *opts)
+{
 	struct sockaddr_storage ss;
 	const union MHD_DaemonInfo *info;
 	unsigned int sslen, flags = 0;
@@ -755,6 +1036,10 @@ struct srv *srv__start(const char *address, const struct srv_source *src)
 
 	s = xcalloc(1, sizeof(*s));
 	s->src = *src;
+	if (opts && opts->token) {
+		s->token = xstrdup(opts->token);
+		s->token_len = strlen(s->token);
+	}
 	if (gethostname(s->host, sizeof(s->host) - 1))
 		snprintf(s->host, sizeof(s->host), "localhost");
 
@@ -780,6 +1065,7 @@ struct srv *srv__start(const char *address, const struct srv_source *src)
 	if (!s->daemon) {
 		/* MHD keeps the errno of the failed socket()/bind()/listen(). */
 		err = errno ? errno : EIO;
+		free(s->token);
 		free(s);
 		errno = err;
 		return NULL;
@@ -852,5 +1138,6 @@ void srv__stop(struct srv *s)
 	/* MHD hands the quiesced listening socket to us; close it after the stop. */
 	if (lsock != MHD_INVALID_SOCKET)
 		close(lsock);
+	free(s->token);
 	free(s);
 }

@@ -14,11 +14,19 @@
  *   /flamegraph.svg and /folded also take lines=1: frames named "name (file.c:12)"
  *   All three profile routes take start= and end= (RFC 3339, e.g.
  *   2026-11-21T03:12:00Z, or Unix seconds) to answer at once from the stored
- *   history instead of waiting (end defaults to now), and the filters pid=
- *   and comm= (exact process name).
+ *   history instead of waiting (end defaults to now), and the filters pid=,
+ *   comm= (exact process name) and container= (a container id, or a prefix
+ *   of at least 12 hex digits).
+ *   GET /api/timeseries                 JSON: CPU per stored interval (profiler/api.h)
+ *   GET /api/top?limit=N&sort=self|total  JSON: top functions (default 50, 0 = all)
+ *   GET /api/processes?limit=N          JSON: processes by samples (default all)
+ *   The /api/ routes answer from the history for start=/end= (default: the
+ *   last hour) and take the same filters; limit is 0..100000.
  *   GET /healthz                        "ok\n" and the source's status text
  *   GET /metrics                        Prometheus text format (the source's and the server's)
  *   GET /                               HTML page linking the above
+ * With a token (struct srv_opts), every route but /healthz answers 401
+ * without it, unknown paths and wrong methods included, before anything else.
  * A bad parameter gets 400 with a one-line reason, an unknown path 404,
  * a method other than GET/HEAD 405 (with an Allow header). Every profile
  * request gets its own window, so concurrent and overlapping scrapes are
@@ -43,6 +51,7 @@
 #include <stdint.h>
 
 #include "../common/util.h"
+#include "../profiler/api.h"
 #include "../profiler/profile.h"
 
 struct srv_source {
@@ -70,6 +79,14 @@ struct srv_source {
 	 * -ENOTSUP when the agent keeps no history. May be NULL (the same).
 	 */
 	int (*query)(void *ctx, int64_t start_ns, int64_t end_ns, struct prof_profile **out);
+	/*
+	 * CPU over time for /api/timeseries: one point per stored interval of
+	 * [@start_ns, @end_ns) with the samples that pass @f, appended to *@out
+	 * (api_series__add()). 0 or -errno; -ENOTSUP when the agent keeps no
+	 * history. May be NULL (the same).
+	 */
+	int (*series)(void *ctx, int64_t start_ns, int64_t end_ns, const struct prof_filter *f,
+		      struct api_series *out);
 	void *ctx;
 };
 
@@ -88,6 +105,32 @@ struct srv;
  * was for and reports it. *@src is copied; src->ctx must outlive the server.
  */
 struct srv *srv__start(const char *address, const struct srv_source *src);
+
+struct srv_opts {
+	/*
+	 * Bearer token that every route but /healthz requires (copied); NULL =
+	 * none. A request without "Authorization: Bearer <token>", or with
+	 * another token, gets 401 with "WWW-Authenticate: Bearer". Compared in
+	 * constant time.
+	 */
+	const char *token;
+};
+
+/* srv__start() with options; @opts may be NULL (no token). */
+struct srv *srv__start_opts(const char *address, const struct srv_source *src,
+			    const struct srv_opts *opts);
+
+/*
+ * Reads the token for --http-token-file from @path: the file's contents with
+ * trailing newlines (and CRs) removed, in *@token (the caller frees it).
+ * Refused, with a one-line reason in *@why (static) and -errno:
+ *   - a file group or others may read (-EPERM): a secret must be 0600 or
+ *     0400 (its owner's only);
+ *   - an empty token (-EINVAL), or one with spaces or control characters
+ *     (-EINVAL), which no HTTP client could send intact;
+ *   - over 4 KiB (-EFBIG); a file that cannot be read (its -errno).
+ */
+int srv_read_token_file(const char *path, char **token, const char **why);
 
 /* The port actually bound (useful with port 0). */
 int srv__port(const struct srv *s);
@@ -114,6 +157,9 @@ enum srv_route {
 	SRV_ROUTE_FOLDED, /* /folded */
 	SRV_ROUTE_HEALTHZ, /* /healthz */
 	SRV_ROUTE_METRICS, /* /metrics */
+	SRV_ROUTE_API_TIMESERIES, /* /api/timeseries */
+	SRV_ROUTE_API_TOP, /* /api/top */
+	SRV_ROUTE_API_PROCESSES, /* /api/processes */
 	SRV_ROUTE_OTHER, /* unknown paths (404) */
 	SRV_ROUTE__NR,
 };
@@ -121,6 +167,7 @@ enum srv_route {
 enum srv_status {
 	SRV_STATUS_200,
 	SRV_STATUS_400,
+	SRV_STATUS_401,
 	SRV_STATUS_404,
 	SRV_STATUS_405,
 	SRV_STATUS_500,
@@ -148,5 +195,29 @@ unsigned int srv_status_code(enum srv_status st);
  */
 struct sockaddr_storage;
 int srv_parse_address(const char *address, struct sockaddr_storage *ss, unsigned int *sslen);
+
+/*
+ * Content codings for text and JSON replies (server/encoding.c). pprof is
+ * never re-encoded: it is gzip inside, and scrapers expect exactly that.
+ */
+enum srv_coding {
+	SRV_CODING_IDENTITY,
+	SRV_CODING_GZIP,
+	SRV_CODING_ZSTD,
+};
+
+/*
+ * The coding for a request's Accept-Encoding value (NULL = no header:
+ * identity). q-values are respected (q=0 refuses a coding; "*" stands for
+ * the codings not named; x-gzip is gzip); of equal q, zstd beats gzip, and
+ * both beat an identity that is not named. Malformed items are ignored.
+ */
+enum srv_coding srv_choose_coding(const char *accept_encoding);
+
+/* "gzip", "zstd", "identity": the Content-Encoding value. */
+const char *srv_coding_name(enum srv_coding c);
+
+/* Appends @in compressed with @c to @out (identity: as is). 0 or -errno. */
+int srv_compress(enum srv_coding c, const void *in, size_t len, struct strbuf *out);
 
 #endif

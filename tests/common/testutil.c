@@ -143,13 +143,19 @@ int test_http_raw(int port, const void *raw, size_t len, struct strbuf *out, int
 int test_http(int port, const char *method, const char *path, struct test_http_response *r,
 	      int timeout_ms)
 {
+	return test_http_with(port, method, path, NULL, r, timeout_ms);
+}
+
+int test_http_with(int port, const char *method, const char *path, const char *headers,
+		   struct test_http_response *r, int timeout_ms)
+{
 	struct strbuf req = STRBUF_INIT, raw = STRBUF_INIT;
 	char *hdr_end, *line, *save;
 	int err;
 
 	memset(r, 0, sizeof(*r));
-	strbuf_addf(&req, "%s %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nConnection: close\r\n\r\n",
-		    method, path, port);
+	strbuf_addf(&req, "%s %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n%sConnection: close\r\n\r\n",
+		    method, path, port, headers ? headers : "");
 	err = test_http_raw(port, req.buf, req.len, &raw, timeout_ms);
 	strbuf_release(&req);
 	if (err)
@@ -167,6 +173,11 @@ int test_http(int port, const char *method, const char *path, struct test_http_r
 			while (*line == ' ')
 				line++;
 			snprintf(r->content_type, sizeof(r->content_type), "%s", line);
+		} else if (!strncasecmp(line, "Content-Encoding:", 17)) {
+			line += 17;
+			while (*line == ' ')
+				line++;
+			snprintf(r->content_encoding, sizeof(r->content_encoding), "%s", line);
 		}
 out:
 	strbuf_release(&raw);

@@ -35,6 +35,7 @@ struct test_http_response {
 	int status;
 	char content_type[128];
 	struct strbuf body;
+	char content_encoding[32]; /* "" when none */
 };
 /*
  * GET (or another @method) http://127.0.0.1:@port@path with "Connection:
@@ -42,6 +43,9 @@ struct test_http_response {
  */
 int test_http(int port, const char *method, const char *path, struct test_http_response *r,
 	      int timeout_ms);
+/* test_http() with @headers ("Name: value\r\n" lines, or NULL) added to the request. */
+int test_http_with(int port, const char *method, const char *path, const char *headers,
+		   struct test_http_response *r, int timeout_ms);
 /* Sends @raw bytes as they are and reads the reply into @out. 0 or -errno. */
 int test_http_raw(int port, const void *raw, size_t len, struct strbuf *out, int timeout_ms);
 /* A new directory /tmp/bpfprof-@prefix-XXXXXX (asserts on failure); free with test_rm_tree(). */

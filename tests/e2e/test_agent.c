@@ -14,10 +14,17 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <jansson.h>
+#include <math.h>
+#include <sys/stat.h>
+
+#include "../../profiler/proc.h"
 #include "../common/pprof_read.h"
+#include "../common/promtext.h"
 #include "../common/testutil.h"
 
 static pid_t agent_pid, load_pid;
+static char *extra_args[2]; /* more agent options for one test, NULL = none */
 static int agent_port;
 static char agent_log[64], agent_store[64];
 
@@ -54,8 +61,10 @@ static void start_agent(void)
 		cr_assert_not_null(mkdtemp(agent_store));
 	}
 	{
-		char *argv[] = {bin,	   "agent",	"--http-address", addr, "-F", "199",
-				"--store", agent_store, "--interval",	  "2",	NULL};
+		char *argv[] = {bin,	      "agent", "--http-address", addr,
+				"-F",	      "199",   "--store",	 agent_store,
+				"--interval", "2",     extra_args[0],	 extra_args[1],
+				NULL};
 
 		agent_pid = test_spawn(argv, NULL, agent_log);
 	}
@@ -314,128 +323,290 @@ Test(agent, back_to_back_windows_all_get_samples, .init = start_agent, .fini = s
 
 /* ---- /metrics against the Prometheus text format (0.0.4), strictly ---------- */
 
-static bool metric_name_ok(const char *s, size_t n)
-{
-	for (size_t i = 0; i < n; i++) {
-		char c = s[i];
-
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || c == ':' ||
-		      (i && c >= '0' && c <= '9')))
-			return false;
-	}
-	return n > 0;
-}
-
-/* Checks one sample line; its family must have been TYPEd. Returns NULL or the problem. */
-static const char *check_sample(const char *line, char typed[][128], int ntyped, char *family,
-				size_t flen)
-{
-	const char *p = line, *name_end;
-	char *end;
-
-	while (*p && *p != '{' && *p != ' ')
-		p++;
-	name_end = p;
-	if (!metric_name_ok(line, name_end - line))
-		return "bad metric name";
-	snprintf(family, flen, "%.*s", (int)(name_end - line), line);
-	if (*p == '{') {
-		p++;
-		while (*p != '}') {
-			const char *k = p;
-
-			while (*p && *p != '=')
-				p++;
-			if (!*p || !metric_name_ok(k, p - k) || p[1] != '"')
-				return "bad label";
-			p += 2;
-			while (*p && *p != '"') {
-				if (*p == '\\' && (p[1] == '"' || p[1] == '\\' || p[1] == 'n'))
-					p++;
-				else if (*p == '\\' || *p == '\n')
-					return "bad escape in label value";
-				p++;
-			}
-			if (*p != '"')
-				return "unterminated label value";
-			p++;
-			if (*p == ',')
-				p++;
-			else if (*p != '}')
-				return "bad label list";
-		}
-		p++;
-	}
-	if (*p != ' ')
-		return "no space before the value";
-	strtod(p + 1, &end);
-	if (end == p + 1 || (*end && *end != ' '))
-		return "bad value";
-	for (int i = 0; i < ntyped; i++)
-		if (!strcmp(typed[i], family))
-			return NULL;
-	return "sample without a TYPE line before it";
-}
-
 Test(agent, metrics_are_valid_prometheus_text, .init = start_agent, .fini = stop_agent,
      .timeout = 60)
 {
+	static const char *const families[] = {
+		"bpfprof_process_cpu_seconds_total",
+		"bpfprof_process_resident_memory_bytes",
+		"bpfprof_samples_total",
+		"bpfprof_samples_dropped_total",
+		"bpfprof_stack_failures_total",
+		"bpfprof_map_entries",
+		"bpfprof_symbol_lookups_total",
+		"bpfprof_store_bytes",
+		"bpfprof_store_oldest_timestamp_seconds",
+		"bpfprof_http_requests_total",
+	};
 	struct test_http_response r;
-	char typed[256][128], seen[512][256], family[128];
-	int ntyped = 0, nseen = 0, nsamples = 0;
-	char *line, *save;
-	bool cpu = false, rss = false, http = false;
+	struct prom_result pr;
 
-	/* A request first, so that the HTTP counters have something to count. */
+	/* Requests first, so that the HTTP counters have something to count. */
 	cr_assert_eq(test_http(agent_port, "GET", "/folded?seconds=1", &r, 20000), 0);
+	strbuf_release(&r.body);
+	cr_assert_eq(test_http(agent_port, "GET", "/api/top", &r, 20000), 0);
 	strbuf_release(&r.body);
 	cr_assert_eq(test_http(agent_port, "GET", "/metrics", &r, 10000), 0);
 	cr_assert_eq(r.status, 200);
 	cr_expect(!strncmp(r.content_type, "text/plain; version=0.0.4", 25), "%s", r.content_type);
-	cr_assert(r.body.len > 0 && r.body.buf[r.body.len - 1] == '\n', "no final newline");
-	for (line = strtok_r(r.body.buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-		if (!strncmp(line, "# HELP ", 7))
-			continue;
-		if (!strncmp(line, "# TYPE ", 7)) {
-			char name[128], type[32];
-
-			cr_assert_eq(sscanf(line + 7, "%127s %31s", name, type), 2, "%s", line);
-			cr_expect(!strcmp(type, "counter") || !strcmp(type, "gauge"), "%s", line);
-			for (int i = 0; i < ntyped; i++)
-				cr_expect(strcmp(typed[i], name), "TYPE twice for %s", name);
-			if (!strcmp(type, "counter"))
-				cr_expect(strlen(name) > 6 &&
-						  !strcmp(name + strlen(name) - 6, "_total"),
-					  "counter %s does not end in _total", name);
-			cr_assert_lt(ntyped, 256);
-			snprintf(typed[ntyped++], sizeof(typed[0]), "%s", name);
-			continue;
-		}
-		cr_expect(line[0] != '#', "unknown comment: %s", line);
-		{
-			const char *why = check_sample(line, typed, ntyped, family, sizeof(family));
-			const char *sp = strrchr(line, ' ');
-
-			cr_expect_null(why, "%s: %s", why, line);
-			/* No series twice. */
-			for (int i = 0; i < nseen; i++)
-				cr_expect(strncmp(seen[i], line, sp - line) || seen[i][sp - line],
-					  "duplicate series %s", line);
-			if (nseen < 512)
-				snprintf(seen[nseen++], sizeof(seen[0]), "%.*s", (int)(sp - line),
-					 line);
-		}
-		nsamples++;
-		cpu |= !strcmp(family, "bpfprof_process_cpu_seconds_total");
-		rss |= !strcmp(family, "bpfprof_process_resident_memory_bytes");
-		http |= strstr(line,
-			       "bpfprof_http_requests_total{route=\"/folded\",code=\"200\"}") ==
-			line;
-	}
-	cr_expect_gt(nsamples, 20, "only %d samples", nsamples);
-	cr_expect(cpu && rss, "the agent's own CPU and RSS are missing");
-	cr_expect(http, "HTTP requests by route and status are missing");
+	cr_assert_eq(prom_check(r.body.buf, &pr), 0, "%s", pr.error);
+	cr_expect_gt(pr.samples, 20, "only %zu samples", pr.samples);
+	for (size_t i = 0; i < ARRAY_SIZE(families); i++)
+		cr_expect_not_null(prom_find(&pr, families[i]), "%s is missing", families[i]);
+	cr_expect(strstr(r.body.buf,
+			 "\nbpfprof_http_requests_total{route=\"/folded\",code=\"200\"} "),
+		  "HTTP requests by route and status are missing");
+	cr_expect(strstr(r.body.buf,
+			 "\nbpfprof_http_requests_total{route=\"/api/top\",code=\"200\"} 1\n"),
+		  "the /api/top request is not counted");
+	prom_result__free(&pr);
 	strbuf_release(&r.body);
+}
+
+/* ---- /api/..., container ids, compression ------------------------------------ */
+
+static json_t *get_json(const char *path)
+{
+	struct test_http_response r;
+	json_error_t e;
+	json_t *j;
+
+	cr_assert_eq(test_http(agent_port, "GET", path, &r, 10000), 0);
+	cr_assert_eq(r.status, 200, "%s: %d %s", path, r.status, r.body.buf);
+	cr_assert_str_eq(r.content_type, "application/json");
+	j = json_loadb(r.body.buf, r.body.len, 0, &e);
+	cr_assert_not_null(j, "%s: %s", path, e.text);
+	strbuf_release(&r.body);
+	return j;
+}
+
+/*
+ * The fixture's container id as the agent should see it: none on a host,
+ * the container's when the tests themselves run in one.
+ */
+static bool fixture_container(char id[65])
+{
+	char path[64];
+	struct strbuf sb = STRBUF_INIT;
+	bool in = false;
+
+	snprintf(path, sizeof(path), "/proc/%d/cgroup", (int)load_pid);
+	if (read_file(path, &sb, 65536) == 0)
+		in = prof_cgroup_container_id(sb.buf, id) == 0;
+	strbuf_release(&sb);
+	return in;
+}
+
+Test(agent, api_containers_and_compression, .init = start_agent, .fini = stop_agent, .timeout = 90)
+{
+	uint64_t t0 = now_wall_ns() / 1000000000ULL;
+	char path[256], cid[65] = "";
+	bool in_container = fixture_container(cid);
+	json_t *j, *arr, *o;
+	size_t i, busy = 0;
+	bool found = false;
+
+	sleep(7); /* three 2 s intervals of the fixture, stored */
+
+	/* CPU over time: one point per interval, in order, with the fixture's core. */
+	snprintf(path, sizeof(path), "/api/timeseries?start=%llu", (unsigned long long)t0);
+	j = get_json(path);
+	arr = json_object_get(j, "points");
+	cr_assert_geq(json_array_size(arr), 2, "points: %zu", json_array_size(arr));
+	json_array_foreach(arr, i, o)
+	{
+		double cores = json_number_value(json_object_get(o, "cores"));
+
+		/* 2 s intervals; the agent's first one starts when it does. */
+		cr_expect(fabs(json_number_value(json_object_get(o, "duration")) - 2.0) < 0.5 ||
+				  (i == 0 && json_number_value(json_object_get(o, "duration")) > 0),
+			  "duration %g", json_number_value(json_object_get(o, "duration")));
+		if (i)
+			cr_expect_gt(json_number_value(json_object_get(o, "time")),
+				     json_number_value(
+					     json_object_get(json_array_get(arr, i - 1), "time")));
+		busy += cores > 0.5;
+	}
+	cr_expect_geq(busy, 1, "no interval shows the fixture's busy core");
+	json_decref(j);
+	/* ... and for the fixture alone, through comm=. */
+	snprintf(path, sizeof(path), "/api/timeseries?start=%llu&comm=fpchains",
+		 (unsigned long long)t0);
+	j = get_json(path);
+	arr = json_object_get(j, "points");
+	busy = 0;
+	json_array_foreach(arr, i, o) busy += json_integer_value(json_object_get(o, "samples")) > 0;
+	cr_expect_geq(busy, 2, "fixture samples in only %zu intervals", busy);
+	json_decref(j);
+
+	/* Top functions: the fixture's leaves have self time, and total >= self. */
+	snprintf(path, sizeof(path), "/api/top?start=%llu&comm=fpchains&limit=0",
+		 (unsigned long long)t0);
+	j = get_json(path);
+	arr = json_object_get(j, "functions");
+	json_array_foreach(arr, i, o)
+	{
+		const char *name = json_string_value(json_object_get(o, "name"));
+
+		cr_expect_geq(json_integer_value(json_object_get(o, "total")),
+			      json_integer_value(json_object_get(o, "self")), "%s", name);
+		if (!strcmp(name, "fp_leaf_a")) {
+			cr_expect_gt(json_integer_value(json_object_get(o, "self")), 0);
+			found = true;
+		}
+	}
+	cr_expect(found, "fp_leaf_a is not in the fixture's top functions");
+	json_decref(j);
+
+	/* Processes: the fixture by pid, with the container id it really has. */
+	snprintf(path, sizeof(path), "/api/processes?start=%llu&pid=%d", (unsigned long long)t0,
+		 (int)load_pid);
+	j = get_json(path);
+	arr = json_object_get(j, "processes");
+	cr_assert_geq(json_array_size(arr), 1);
+	o = json_array_get(arr, 0);
+	cr_expect_str_eq(json_string_value(json_object_get(o, "comm")), "fpchains");
+	if (in_container)
+		cr_expect_str_eq(json_string_value(json_object_get(o, "container_id")) ?: "", cid);
+	else
+		cr_expect_null(json_object_get(o, "container_id"), "a host process has an id");
+	json_decref(j);
+
+	/* The stored pprof: host processes carry no container_id label. */
+	{
+		struct test_http_response r;
+		Perftools__Profiles__Profile *pb;
+		size_t labelled = 0, fixture = 0;
+
+		snprintf(path, sizeof(path), "/debug/pprof/profile?start=%llu&pid=%d",
+			 (unsigned long long)t0, (int)load_pid);
+		cr_assert_eq(test_http(agent_port, "GET", path, &r, 10000), 0);
+		cr_assert_eq(r.status, 200);
+		pb = pprof_read(r.body.buf, r.body.len);
+		cr_assert_not_null(pb);
+		for (i = 0; i < pb->n_sample; i++) {
+			const char *l = pprof_label_str(pb, pb->sample[i], "container_id");
+
+			fixture++;
+			if (l) {
+				labelled++;
+				cr_expect_str_eq(l, in_container ? cid : "(none)");
+			}
+		}
+		cr_expect_gt(fixture, 0);
+		cr_expect_eq(labelled, in_container ? fixture : 0);
+		pprof_free(pb);
+		strbuf_release(&r.body);
+	}
+
+	/* container= with an id nobody has: empty everywhere. */
+	{
+		static const char *const routes[] = {"/folded", "/flamegraph.svg",
+						     "/debug/pprof/profile"};
+		const char *none =
+			"0000000000000000000000000000000000000000000000000000000000000000";
+
+		for (i = 0; i < ARRAY_SIZE(routes); i++) {
+			struct test_http_response r;
+			Perftools__Profiles__Profile *pb;
+
+			snprintf(path, sizeof(path), "%s?start=%llu&container=%s", routes[i],
+				 (unsigned long long)t0, none);
+			cr_assert_eq(test_http(agent_port, "GET", path, &r, 10000), 0);
+			cr_expect_eq(r.status, 200, "%s", path);
+			if (i == 0)
+				cr_expect_eq(r.body.len, 0, "%s: %s", path, r.body.buf);
+			if (i == 1)
+				cr_expect(!strstr(r.body.buf, "fp_leaf_a"), "%s", path);
+			if (i == 2) {
+				pb = pprof_read(r.body.buf, r.body.len);
+				cr_expect(pb && pb->n_sample == 0, "%s", path);
+				pprof_free(pb);
+			}
+			strbuf_release(&r.body);
+		}
+		snprintf(path, sizeof(path), "/api/processes?start=%llu&container=%.12s",
+			 (unsigned long long)t0, none);
+		j = get_json(path);
+		cr_expect_eq(json_array_size(json_object_get(j, "processes")), 0);
+		json_decref(j);
+	}
+
+	/* Compression as asked; pprof as it is. */
+	{
+		static const char *const enc[] = {"zstd", "gzip", "br;q=1, gzip;q=0.5"};
+		static const char *const want[] = {"zstd", "gzip", "gzip"};
+		struct test_http_response r;
+
+		for (i = 0; i < ARRAY_SIZE(enc); i++) {
+			char hdr[64];
+
+			snprintf(hdr, sizeof(hdr), "Accept-Encoding: %s\r\n", enc[i]);
+			cr_assert_eq(test_http_with(agent_port, "GET", "/api/top", hdr, &r, 10000),
+				     0);
+			cr_expect_eq(r.status, 200);
+			cr_expect_str_eq(r.content_encoding, want[i]);
+			strbuf_release(&r.body);
+		}
+		snprintf(path, sizeof(path), "/debug/pprof/profile?start=%llu",
+			 (unsigned long long)t0);
+		cr_assert_eq(test_http_with(agent_port, "GET", path, "Accept-Encoding: zstd\r\n",
+					    &r, 10000),
+			     0);
+		cr_expect_str_eq(r.content_encoding, "");
+		cr_expect(r.body.len > 2 && (unsigned char)r.body.buf[0] == 0x1f);
+		strbuf_release(&r.body);
+	}
+}
+
+/* --http-token-file: every route but /healthz wants the token; a loose file is refused. */
+Test(agent, http_token_file, .fini = stop_agent, .timeout = 60)
+{
+	char *dir, tok[256], bin[256];
+	struct test_http_response r;
+	FILE *f;
+
+	test_require_bpf();
+	dir = test_tmp_dir("token");
+	snprintf(tok, sizeof(tok), "%s/token", dir);
+	f = fopen(tok, "w");
+	cr_assert_not_null(f);
+	fputs("e2e-s3cret\n", f);
+	fclose(f);
+
+	/* Readable by others: refused before anything is loaded. */
+	chmod(tok, 0644);
+	test_build_path("bpfprof", bin, sizeof(bin));
+	{
+		char *argv[] = {bin, "agent", "--no-store", "--http-token-file", tok, NULL};
+		struct strbuf err = STRBUF_INIT;
+
+		cr_expect_eq(test_run(argv, NULL, &err, 10000), 1);
+		cr_expect(err.buf && strstr(err.buf, "--http-token-file") &&
+				  strstr(err.buf, "group or others"),
+			  "unclear error: %s", err.buf);
+		strbuf_release(&err);
+	}
+	chmod(tok, 0600);
+	extra_args[0] = "--http-token-file";
+	extra_args[1] = tok;
+	start_agent();
+	extra_args[0] = extra_args[1] = NULL;
+
+	cr_assert_eq(test_http(agent_port, "GET", "/metrics", &r, 5000), 0);
+	cr_expect_eq(r.status, 401);
+	strbuf_release(&r.body);
+	cr_assert_eq(test_http_with(agent_port, "GET", "/metrics",
+				    "Authorization: Bearer e2e-s3cret\r\n", &r, 5000),
+		     0);
+	cr_expect_eq(r.status, 200);
+	strbuf_release(&r.body);
+	cr_assert_eq(test_http_with(agent_port, "GET", "/folded?seconds=1",
+				    "Authorization: Bearer e2e-s3cret2\r\n", &r, 5000),
+		     0);
+	cr_expect_eq(r.status, 401);
+	strbuf_release(&r.body);
+	test_rm_tree(dir);
 }
 
 /* The number of samples of comm "fpchains" in folded text. */

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "profiler/encode.h"
+#include "profiler/pprof_decode.h"
 #include "tests/common/pprof_read.h"
 
 #define PERIOD 10101010LL
@@ -416,4 +417,94 @@ Test(pprof, go_tool_pprof_reads_it_silently, .timeout = 120)
 	strbuf_addf(&file, "rm -rf '%s'", dir);
 	cr_assert_eq(system(file.buf), 0);
 	strbuf_release(&file);
+}
+
+/* ---- container ids: label, round trip, filters ------------------------------ */
+
+#define CID "3f1c2a7b9d8e4f60a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718"
+
+/* pid 7 in container CID (5 samples), pid 8 on the host (3 samples), same stack. */
+static struct prof_profile *container_profile(void)
+{
+	static const struct prof_line_in line = {.name = "spin"};
+	static const struct prof_loc_in loc = {0x1000, NULL, &line, 1};
+	struct prof_profile *p = prof_profile__new(PERIOD);
+	struct prof_sample_in in = {7, 7, "app", "app", &loc, 1, 5, CID};
+
+	prof_profile__add_sample(p, &in);
+	in = (struct prof_sample_in){8, 8, "app", "app", &loc, 1, 3, NULL};
+	prof_profile__add_sample(p, &in);
+	return p;
+}
+
+Test(pprof, container_id_label_only_on_container_samples)
+{
+	struct prof_profile *p = container_profile(), *d = NULL;
+	Perftools__Profiles__Profile *pb = encode_decode(p);
+	struct strbuf sb = STRBUF_INIT;
+	int64_t pid;
+
+	cr_assert_eq(pb->n_sample, 2);
+	for (size_t i = 0; i < pb->n_sample; i++) {
+		const char *cid = pprof_label_str(pb, pb->sample[i], "container_id");
+
+		cr_assert(pprof_label_num(pb, pb->sample[i], "pid", &pid));
+		if (pid == 7)
+			cr_assert_str_eq(cid ? cid : "(none)", CID);
+		else
+			cr_assert_null(cid, "host process got container_id %s", cid);
+	}
+	/* ... and it survives decoding (the store keeps intervals as pprof). */
+	cr_assert_eq(pprof_encode_raw(p, &sb), 0);
+	cr_assert_eq(pprof_decode(sb.buf, sb.len, &d), 0);
+	cr_assert_eq(d->nsamples, 2);
+	for (uint32_t i = 0; i < d->nsamples; i++)
+		cr_assert_str_eq(prof_str(d, d->samples[i].container),
+				 d->samples[i].pid == 7 ? CID : "");
+	prof_profile__free(d);
+	strbuf_release(&sb);
+	pprof_free(pb);
+	prof_profile__free(p);
+}
+
+Test(pprof, container_filter_on_decode_and_on_profiles)
+{
+	static const struct {
+		const char *container;
+		uint64_t want;
+	} cases[] = {
+		{NULL, 8},	     {CID, 5},
+		{"3f1c2a7b9d8e", 5}, /* the 12-digit short id */
+		{"3f1c2a7b9d8f", 0}, {"0123456789ab", 0},
+	};
+	struct prof_profile *p = container_profile();
+	struct strbuf sb = STRBUF_INIT;
+
+	cr_assert_eq(pprof_encode_raw(p, &sb), 0);
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		struct pprof_decode_filter df = {.container = cases[i].container};
+		struct prof_filter pf = {.container = cases[i].container};
+		struct prof_profile *d = prof_profile__new(0), *f;
+
+		cr_assert_eq(pprof_decode_into(sb.buf, sb.len, &df, d), 0);
+		cr_expect_eq(d->total_count, cases[i].want, "decode, case %zu", i);
+		f = prof_profile__filter_by(p, &pf);
+		cr_expect_eq(f->total_count, cases[i].want, "filter_by, case %zu", i);
+		prof_profile__free(f);
+		prof_profile__free(d);
+	}
+	strbuf_release(&sb);
+	prof_profile__free(p);
+}
+
+Test(pprof, container_filter_values)
+{
+	cr_assert(prof_filter_container_ok(CID));
+	cr_assert(prof_filter_container_ok("3f1c2a7b9d8e"));
+	cr_assert_not(prof_filter_container_ok("3f1c2a7b9d8"), "11 digits");
+	cr_assert_not(prof_filter_container_ok(CID "0"), "65 digits");
+	cr_assert_not(prof_filter_container_ok("3F1C2A7B9D8E"), "uppercase");
+	cr_assert_not(prof_filter_container_ok("docker-3f1c2a7b9d8e"));
+	cr_assert_not(prof_filter_container_ok(""));
+	cr_assert_not(prof_filter_container_ok(NULL));
 }

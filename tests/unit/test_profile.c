@@ -269,7 +269,7 @@ static void gen_add(struct prof_profile *p, uint32_t n)
 	struct prof_loc_in locs[8];
 	char comm[16], thread[16];
 	uint32_t st = n * 2654435761u + 1, depth, i;
-	struct prof_sample_in s;
+	struct prof_sample_in s = {0};
 
 	partial.has_inline_frames = false;
 	depth = 1 + lcg(&st) % 8;
@@ -290,6 +290,10 @@ static void gen_add(struct prof_profile *p, uint32_t n)
 	s.locs = locs;
 	s.nlocs = depth;
 	s.count = 1 + lcg(&st) % 5;
+	/* Some processes in a container: the label is part of a sample's identity. */
+	s.container = s.pid == 2
+			      ? "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+			      : NULL;
 	prof_profile__add_sample(p, &s);
 }
 

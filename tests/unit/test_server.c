@@ -15,13 +15,18 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#include <zlib.h>
+#include <zstd.h>
 
 #include "common/util.h"
 #include "profiler/profile.h"
 #include "server/server.h"
 #include "tests/common/pprof_read.h"
+#include "tests/common/promtext.h"
+#include "tests/common/testutil.h"
 
 #define IO_TIMEOUT_S 10
 
@@ -1031,5 +1036,543 @@ Test(server, start_errors)
 		cr_assert_eq(r.status, 200);
 		resp_free(&r);
 	}
+	srv__stop(s);
+}
+
+/* ---- /api/..., history and filters ------------------------------------------ */
+
+struct fake_history {
+	pthread_mutex_t mu;
+	int64_t start_ns, end_ns; /* last range asked for */
+	struct prof_filter f; /* last series filter (strings not kept) */
+	bool had_comm, had_container;
+	unsigned int queries, series;
+};
+
+static struct fake_history hist = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+static int fake_query(void *ctx, int64_t start_ns, int64_t end_ns, struct prof_profile **out)
+{
+	(void)ctx;
+	pthread_mutex_lock(&hist.mu);
+	hist.queries++;
+	hist.start_ns = start_ns;
+	hist.end_ns = end_ns;
+	pthread_mutex_unlock(&hist.mu);
+	*out = fake_profile();
+	(*out)->time_nanos = start_ns;
+	(*out)->duration_nanos = end_ns - start_ns;
+	return 0;
+}
+
+static int fake_series(void *ctx, int64_t start_ns, int64_t end_ns, const struct prof_filter *f,
+		       struct api_series *out)
+{
+	(void)ctx;
+	pthread_mutex_lock(&hist.mu);
+	hist.series++;
+	hist.start_ns = start_ns;
+	hist.end_ns = end_ns;
+	hist.f = *f;
+	hist.had_comm = f->comm != NULL;
+	hist.had_container = f->container != NULL;
+	pthread_mutex_unlock(&hist.mu);
+	api_series__add(out, start_ns, 10 * 1000000000LL, 500, 10000000);
+	return 0;
+}
+
+static struct srv *start_history_server(void)
+{
+	struct srv_source src = fake_src;
+	struct srv *s;
+
+	src.query = fake_query;
+	src.series = fake_series;
+	s = srv__start("127.0.0.1:0", &src);
+	cr_assert_not_null(s, "srv__start: %s", strerror(errno));
+	return s;
+}
+
+static bool body_has(const struct http_resp *r, const char *needle)
+{
+	return r->body && strstr(r->body, needle);
+}
+
+Test(server, api_routes_answer_json)
+{
+	struct srv *s = start_history_server();
+	struct http_resp r;
+	int64_t now = (int64_t)now_wall_ns();
+
+	http(srv__port(s), "GET", "/api/top", &r);
+	cr_assert_eq(r.status, 200, "%s", r.headers);
+	assert_header(&r, "Content-Type", "application/json");
+	assert_complete(&r);
+	cr_assert(body_has(&r, "\"functions\":[{\"name\":\"fake_leaf_a\""), "%s", r.body);
+	cr_assert(body_has(&r, "\"total_samples\":10"), "%s", r.body);
+	/* The default range: the hour up to now. */
+	cr_assert_eq(hist.end_ns - hist.start_ns, 3600 * 1000000000LL);
+	cr_assert_lt(llabs(hist.end_ns - now), 5 * 1000000000LL);
+	resp_free(&r);
+
+	http(srv__port(s), "GET", "/api/top?limit=1&sort=total", &r);
+	cr_assert_eq(r.status, 200, "%s", r.headers);
+	cr_assert(body_has(&r, "\"functions\":[{\"name\":\"fake_root\""), "%s", r.body);
+	cr_assert(!body_has(&r, "fake_mid"), "limit=1 ignored: %s", r.body);
+	resp_free(&r);
+
+	http(srv__port(s), "GET", "/api/processes?start=1763694720&end=2025-11-21T03:22:00Z", &r);
+	cr_assert_eq(r.status, 200, "%s", r.headers);
+	cr_assert(body_has(&r, "{\"pid\":42,\"comm\":\"fakeproc\",\"samples\":10,"), "%s", r.body);
+	cr_assert_eq(hist.start_ns, 1763694720LL * 1000000000LL);
+	cr_assert_eq(hist.end_ns, 1763695320LL * 1000000000LL);
+	resp_free(&r);
+
+	/* Filters apply: another comm, another container. */
+	http(srv__port(s), "GET", "/api/processes?comm=other", &r);
+	cr_assert_eq(r.status, 200);
+	cr_assert(body_has(&r, "\"processes\":[]"), "%s", r.body);
+	resp_free(&r);
+	http(srv__port(s), "GET", "/api/top?container=0123456789abcdef", &r);
+	cr_assert_eq(r.status, 200);
+	cr_assert(body_has(&r, "\"functions\":[]"), "%s", r.body);
+	resp_free(&r);
+
+	http(srv__port(s), "GET",
+	     "/api/timeseries?start=1763694720&end=1763698320&pid=42&comm=fakeproc&container="
+	     "0123456789ab",
+	     &r);
+	cr_assert_eq(r.status, 200, "%s", r.headers);
+	assert_header(&r, "Content-Type", "application/json");
+	cr_assert(body_has(&r, "\"points\":[{\"time\":1763694720.0,\"duration\":10.0,"
+			       "\"samples\":500,\"cpu_seconds\":5.0,\"cores\":0.5}]"),
+		  "%s", r.body);
+	cr_assert_eq(hist.series, 1);
+	cr_assert_eq(hist.f.pid, 42);
+	cr_assert(hist.had_comm && hist.had_container, "filters did not reach the source");
+	resp_free(&r);
+	srv__stop(s);
+}
+
+Test(server, api_bad_parameters_are_400)
+{
+	static const char *const bad[] = {
+		"/api/top?limit=-1",
+		"/api/top?limit=abc",
+		"/api/top?limit=100001",
+		"/api/top?sort=name",
+		"/api/processes?container=XYZ",
+		"/api/processes?container=0123456789a", /* 11 digits */
+		"/api/timeseries?start=yesterday",
+		"/api/timeseries?start=1763698320&end=1763694720",
+		"/api/timeseries?pid=0",
+		"/folded?seconds=1&container=not-hex-at-all",
+		"/debug/pprof/profile?container=0123456789ABCDEF",
+	};
+	struct srv *s = start_history_server();
+
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+		struct http_resp r;
+
+		http(srv__port(s), "GET", bad[i], &r);
+		assert_one_line_text(&r, 400);
+		resp_free(&r);
+	}
+	cr_assert_eq(hist.queries + hist.series, 0, "a bad request reached the source");
+	srv__stop(s);
+}
+
+Test(server, api_without_history_is_400)
+{
+	static const char *const paths[] = {"/api/top", "/api/processes", "/api/timeseries"};
+	struct srv *s = start_server(); /* no query, no series */
+
+	for (size_t i = 0; i < ARRAY_SIZE(paths); i++) {
+		struct http_resp r;
+
+		http(srv__port(s), "GET", paths[i], &r);
+		assert_one_line_text(&r, 400);
+		cr_assert(body_has(&r, "no history"), "%s", r.body);
+		resp_free(&r);
+	}
+	srv__stop(s);
+}
+
+/* container= on a live window: the fake process is in no container, so nothing is left. */
+Test(server, container_filter_on_profile_routes)
+{
+	struct srv *s = start_server();
+	struct http_resp r;
+
+	http(srv__port(s), "GET", "/folded?seconds=1&container=0123456789ab", &r);
+	cr_assert_eq(r.status, 200, "%s", r.headers);
+	cr_assert_eq(r.body_len, 0, "%s", r.body);
+	resp_free(&r);
+	http(srv__port(s), "GET", "/folded?seconds=1", &r);
+	cr_assert_gt(r.body_len, 0);
+	resp_free(&r);
+	srv__stop(s);
+}
+
+Test(server, api_requests_are_counted)
+{
+	struct srv *s = start_history_server();
+	struct srv_stats st;
+	struct http_resp r;
+
+	http(srv__port(s), "GET", "/api/top", &r);
+	resp_free(&r);
+	http(srv__port(s), "GET", "/api/processes", &r);
+	resp_free(&r);
+	http(srv__port(s), "GET", "/api/timeseries?limit=x", &r);
+	resp_free(&r);
+	srv__stats(s, &st);
+	cr_assert_eq(st.requests[SRV_ROUTE_API_TOP][SRV_STATUS_200], 1);
+	cr_assert_eq(st.requests[SRV_ROUTE_API_PROCESSES][SRV_STATUS_200], 1);
+	cr_assert_eq(st.requests[SRV_ROUTE_API_TIMESERIES][SRV_STATUS_400], 1);
+	http(srv__port(s), "GET", "/metrics", &r);
+	cr_assert(body_has(&r, "bpfprof_http_requests_total{route=\"/api/top\",code=\"200\"} 1\n"),
+		  "%s", r.body);
+	cr_assert(body_has(&r, "bpfprof_http_requests_total{route=\"/api/timeseries\",code="
+			       "\"400\"} 1\n"),
+		  "%s", r.body);
+	resp_free(&r);
+	srv__stop(s);
+}
+
+/* ---- bearer token -------------------------------------------------------------- */
+
+/* A request with extra header lines (each ending in \r\n). */
+static void http_with(int port, const char *method, const char *target, const char *extra,
+		      struct http_resp *r)
+{
+	char req[4096];
+	int n;
+
+	n = snprintf(req, sizeof(req),
+		     "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: test_server\r\n%s"
+		     "Connection: close\r\n\r\n",
+		     method, target, extra);
+	cr_assert(n > 0 && (size_t)n < sizeof(req));
+	http_raw(port, req, (size_t)n, r);
+}
+
+static char *write_token_file(const char *dir, const char *name, const char *data, mode_t mode)
+{
+	char *path = NULL;
+	FILE *f;
+
+	cr_assert(asprintf(&path, "%s/%s", dir, name) > 0);
+	f = fopen(path, "w");
+	cr_assert_not_null(f);
+	fputs(data, f);
+	fclose(f);
+	cr_assert_eq(chmod(path, mode), 0);
+	return path;
+}
+
+Test(server, token_file_rules)
+{
+	static const struct {
+		const char *data;
+		mode_t mode;
+		int err;
+		const char *want;
+	} cases[] = {
+		{"s3cret-Token_0.9~+/=\n", 0600, 0, "s3cret-Token_0.9~+/="},
+		{"s3cret\r\n", 0400, 0, "s3cret"},
+		{"s3cret", 0600, 0, "s3cret"},
+		{"s3cret\n\n", 0600, 0, "s3cret"},
+		{"", 0600, -EINVAL, NULL},
+		{"\n", 0600, -EINVAL, NULL},
+		{"s3cret\n", 0640, -EPERM, NULL},
+		{"s3cret\n", 0604, -EPERM, NULL},
+		{"s3cret\n", 0644, -EPERM, NULL},
+		{"two words\n", 0600, -EINVAL, NULL},
+		{"tab\there\n", 0600, -EINVAL, NULL},
+		{"line1\nline2\n", 0600, -EINVAL, NULL},
+	};
+	char *dir = test_tmp_dir("token");
+	char *tok;
+	const char *why;
+
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		char *path = write_token_file(dir, "token", cases[i].data, cases[i].mode);
+		int err = srv_read_token_file(path, &tok, &why);
+
+		cr_expect_eq(err, cases[i].err, "case %zu: %d (%s)", i, err, why ? why : "");
+		if (!err) {
+			cr_expect_str_eq(tok, cases[i].want, "case %zu", i);
+			free(tok);
+		} else {
+			cr_expect_null(tok);
+			cr_expect(why && *why, "case %zu: no reason", i);
+		}
+		unlink(path);
+		free(path);
+	}
+	{
+		char big[5000];
+
+		memset(big, 'a', sizeof(big) - 1);
+		big[sizeof(big) - 1] = '\0';
+		char *path = write_token_file(dir, "big", big, 0600);
+
+		cr_expect_eq(srv_read_token_file(path, &tok, &why), -EFBIG);
+		unlink(path);
+		free(path);
+	}
+	cr_expect_eq(srv_read_token_file("/nonexistent/token", &tok, &why), -ENOENT);
+	cr_expect_eq(srv_read_token_file(dir, &tok, &why), -EINVAL, "a directory");
+	test_rm_tree(dir);
+}
+
+Test(server, token_protects_every_route_but_healthz)
+{
+	static const char *const paths[] = {
+		"/",
+		"/debug/pprof/",
+		"/folded?seconds=1",
+		"/debug/pprof/profile?seconds=1",
+		"/flamegraph.svg?seconds=1",
+		"/metrics",
+		"/api/top",
+		"/nope",
+	};
+	static const char *const wrong[] = {
+		"",
+		"Authorization: Bearer s3cre\r\n",
+		"Authorization: Bearer s3cret2\r\n",
+		"Authorization: Bearer S3CRET\r\n",
+		"Authorization: Basic czNjcmV0\r\n",
+		"Authorization: s3cret\r\n",
+		"Authorization: Bearer\r\n",
+	};
+	const struct srv_opts o = {.token = "s3cret"};
+	struct srv *s = srv__start_opts("127.0.0.1:0", &fake_src, &o);
+	struct srv_stats st;
+	struct http_resp r;
+
+	cr_assert_not_null(s);
+	http(srv__port(s), "GET", "/healthz", &r);
+	cr_assert_eq(r.status, 200, "/healthz must stay open: %s", r.headers);
+	resp_free(&r);
+	for (size_t i = 0; i < ARRAY_SIZE(paths); i++)
+		for (size_t j = 0; j < ARRAY_SIZE(wrong); j++) {
+			http_with(srv__port(s), "GET", paths[i], wrong[j], &r);
+			assert_one_line_text(&r, 401);
+			assert_header(&r, "WWW-Authenticate", "Bearer realm=\"bpfprof\"");
+			resp_free(&r);
+		}
+	cr_assert_eq(fake.calls, 0, "an unauthorized request opened a window");
+	http_with(srv__port(s), "POST", "/folded", "", &r);
+	cr_assert_eq(r.status, 401, "methods are checked after the token");
+	resp_free(&r);
+
+	http_with(srv__port(s), "GET", "/folded?seconds=1", "Authorization: Bearer s3cret\r\n", &r);
+	cr_assert_eq(r.status, 200, "%s", r.headers);
+	cr_assert_gt(r.body_len, 0);
+	resp_free(&r);
+	/* The scheme is case-insensitive (RFC 9110, 11.1). */
+	http_with(srv__port(s), "GET", "/metrics", "Authorization: bearer s3cret\r\n", &r);
+	cr_assert_eq(r.status, 200, "%s", r.headers);
+	cr_assert(body_has(&r, "route=\"/folded\",code=\"401\""), "%s", r.body);
+	resp_free(&r);
+	srv__stats(s, &st);
+	cr_assert_eq(st.requests[SRV_ROUTE_OTHER][SRV_STATUS_401], ARRAY_SIZE(wrong));
+	cr_assert_eq(srv_status_code(SRV_STATUS_401), 401);
+	srv__stop(s);
+}
+
+/* ---- Accept-Encoding ------------------------------------------------------------ */
+
+Test(server, choose_coding)
+{
+	static const struct {
+		const char *accept;
+		enum srv_coding want;
+	} cases[] = {
+		{NULL, SRV_CODING_IDENTITY},
+		{"", SRV_CODING_IDENTITY},
+		{"identity", SRV_CODING_IDENTITY},
+		{"gzip", SRV_CODING_GZIP},
+		{"GZip", SRV_CODING_GZIP},
+		{"x-gzip", SRV_CODING_GZIP},
+		{"zstd", SRV_CODING_ZSTD},
+		{"gzip, deflate, br, zstd", SRV_CODING_ZSTD}, /* a browser's: tie, zstd first */
+		{"gzip, deflate, br", SRV_CODING_GZIP},
+		{"br", SRV_CODING_IDENTITY},
+		{"deflate", SRV_CODING_IDENTITY},
+		{"zstd;q=0.5, gzip", SRV_CODING_GZIP},
+		{"zstd;q=0.5, gzip;q=0.4", SRV_CODING_ZSTD},
+		{"gzip;q=0", SRV_CODING_IDENTITY},
+		{"zstd;q=0, gzip;q=0.001", SRV_CODING_GZIP},
+		{"gzip;q=0.5, identity", SRV_CODING_IDENTITY},
+		{"gzip;q=1.0, identity;q=0.5", SRV_CODING_GZIP},
+		{"*", SRV_CODING_ZSTD},
+		{"*;q=0.3, zstd;q=0.2", SRV_CODING_GZIP},
+		{"*;q=0", SRV_CODING_IDENTITY},
+		{"gzip ; q=0.8 , zstd ; q=0.9", SRV_CODING_ZSTD},
+		{"gzip;Q=0.8, zstd;q=0.7", SRV_CODING_GZIP},
+		{"zstd;q=2, gzip", SRV_CODING_GZIP}, /* a malformed q drops the item */
+		{"zstd;q=abc", SRV_CODING_IDENTITY},
+		{"zstd;q=0.12345", SRV_CODING_IDENTITY},
+		{"gzip;level=9;q=0.9", SRV_CODING_GZIP},
+		{",,,gzip,,", SRV_CODING_GZIP},
+	};
+
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++)
+		cr_expect_eq(srv_choose_coding(cases[i].accept), cases[i].want, "'%s' gave %s",
+			     cases[i].accept ? cases[i].accept : "(none)",
+			     srv_coding_name(srv_choose_coding(cases[i].accept)));
+}
+
+static void decompress_body(const struct http_resp *r, const char *coding, struct strbuf *out)
+{
+	strbuf_reset(out);
+	if (!strcmp(coding, "gzip")) {
+		z_stream zs = {0};
+		char buf[65536];
+		int ret;
+
+		cr_assert_eq(inflateInit2(&zs, 15 + 16), Z_OK);
+		zs.next_in = (Bytef *)r->body;
+		zs.avail_in = (uInt)r->body_len;
+		do {
+			zs.next_out = (Bytef *)buf;
+			zs.avail_out = sizeof(buf);
+			ret = inflate(&zs, Z_NO_FLUSH);
+			cr_assert(ret == Z_OK || ret == Z_STREAM_END, "inflate: %d", ret);
+			strbuf_add(out, buf, sizeof(buf) - zs.avail_out);
+		} while (ret != Z_STREAM_END);
+		inflateEnd(&zs);
+	} else {
+		unsigned long long n = ZSTD_getFrameContentSize(r->body, r->body_len);
+
+		cr_assert(n != ZSTD_CONTENTSIZE_ERROR && n != ZSTD_CONTENTSIZE_UNKNOWN);
+		strbuf_grow(out, n + 1);
+		cr_assert_eq(ZSTD_decompress(out->buf, n, r->body, r->body_len), n);
+		out->len = n;
+	}
+	strbuf_add(out, "", 0);
+}
+
+Test(server, text_and_json_are_compressed_on_request)
+{
+	static const char *const paths[] = {
+		"/folded?seconds=1",
+		"/flamegraph.svg?seconds=1",
+		"/metrics",
+		"/api/top",
+		"/",
+		"/healthz",
+		"/nope",
+	};
+	static const char *const codings[] = {"gzip", "zstd"};
+	struct srv *s = start_history_server();
+	struct strbuf plain = STRBUF_INIT, got = STRBUF_INIT;
+
+	for (size_t i = 0; i < ARRAY_SIZE(paths); i++) {
+		struct http_resp r;
+		char hdr[128], buf[64];
+
+		/* Identity is the default, and says that the answer varies. */
+		http(srv__port(s), "GET", paths[i], &r);
+		cr_assert_null(header(&r, "Content-Encoding", buf, sizeof(buf)), "%s", paths[i]);
+		assert_header(&r, "Vary", "Accept-Encoding");
+		strbuf_reset(&plain);
+		strbuf_add(&plain, r.body, r.body_len);
+		resp_free(&r);
+		for (size_t c = 0; c < ARRAY_SIZE(codings); c++) {
+			snprintf(hdr, sizeof(hdr), "Accept-Encoding: %s\r\n", codings[c]);
+			http_with(srv__port(s), "GET", paths[i], hdr, &r);
+			assert_header(&r, "Content-Encoding", codings[c]);
+			assert_header(&r, "Vary", "Accept-Encoding");
+			assert_complete(&r);
+			decompress_body(&r, codings[c], &got);
+			/*
+			 * The SVG's subtitle, /metrics' counters and the default range of
+			 * /api/top change between requests.
+			 */
+			if (!strcmp(paths[i], "/flamegraph.svg?seconds=1") ||
+			    !strcmp(paths[i], "/api/top"))
+				cr_assert(strstr(got.buf, "fake_leaf_a"), "%s", paths[i]);
+			else if (!strcmp(paths[i], "/metrics"))
+				cr_assert(strstr(got.buf, "bpfprof_http_requests_total{"), "%s",
+					  got.buf);
+			else
+				cr_assert_str_eq(got.buf, plain.buf, "%s, %s", paths[i],
+						 codings[c]);
+			resp_free(&r);
+		}
+	}
+	strbuf_release(&plain);
+	strbuf_release(&got);
+	srv__stop(s);
+}
+
+/* pprof stays as it is: gzip inside, no Content-Encoding, whatever the client accepts. */
+Test(server, pprof_is_never_reencoded)
+{
+	struct srv *s = start_server();
+	struct http_resp r;
+	char buf[64];
+
+	http_with(srv__port(s), "GET", "/debug/pprof/profile?seconds=1",
+		  "Accept-Encoding: zstd, gzip\r\n", &r);
+	cr_assert_eq(r.status, 200);
+	cr_assert_null(header(&r, "Content-Encoding", buf, sizeof(buf)));
+	assert_fake_pprof(&r);
+	resp_free(&r);
+	srv__stop(s);
+}
+
+/* ---- /metrics ---------------------------------------------------------------------- */
+
+static void fake_metrics(void *ctx, struct strbuf *out)
+{
+	(void)ctx;
+	strbuf_adds(out, "# HELP fake_samples_total Samples.\n# TYPE fake_samples_total counter\n"
+			 "fake_samples_total 42\n");
+}
+
+Test(server, metrics_are_strict_prometheus_text)
+{
+	static const char *const paths[] = {
+		"/api/top",	     "/api/processes", "/api/timeseries", "/api/top?limit=x",
+		"/folded?seconds=1", "/healthz",       "/nope",
+	};
+	struct srv_source src = fake_src;
+	struct prom_result pr;
+	struct http_resp r;
+	struct srv *s;
+
+	src.query = fake_query;
+	src.series = fake_series;
+	src.metrics = fake_metrics;
+	s = srv__start("127.0.0.1:0", &src);
+	cr_assert_not_null(s);
+	for (size_t i = 0; i < ARRAY_SIZE(paths); i++) {
+		http(srv__port(s), "GET", paths[i], &r);
+		resp_free(&r);
+	}
+	http(srv__port(s), "GET", "/metrics", &r);
+	cr_assert_eq(r.status, 200);
+	assert_header(&r, "Content-Type", "text/plain; version=0.0.4; charset=utf-8");
+	cr_assert_eq(prom_check(r.body, &pr), 0, "%s in:\n%s", pr.error, r.body);
+	cr_assert_not_null(prom_find(&pr, "fake_samples_total"));
+	cr_assert_eq(prom_find(&pr, "bpfprof_http_requests_total")->samples, ARRAY_SIZE(paths));
+	cr_assert_str_eq(prom_find(&pr, "bpfprof_http_requests_total")->type, "counter");
+	for (size_t i = 0; i < 3; i++) {
+		char want[128];
+
+		snprintf(want, sizeof(want),
+			 "bpfprof_http_requests_total{route=\"%s\",code=\"200\"} 1\n", paths[i]);
+		cr_assert(body_has(&r, want), "no %s", want);
+	}
+	cr_assert(body_has(&r, "{route=\"/api/top\",code=\"400\"} 1\n"));
+	cr_assert(body_has(&r, "{route=\"other\",code=\"404\"} 1\n"));
+	prom_result__free(&pr);
+	resp_free(&r);
 	srv__stop(s);
 }

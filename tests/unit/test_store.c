@@ -152,7 +152,7 @@ static struct prof_profile *rp_interval(const struct rp_world *w, uint64_t seed,
 		total += w->stacks[i].weight;
 	for (n = 0; n < nsamples; n++) {
 		double r = (double)(rng_next(&s) % 1000000) / 1e6 * total;
-		struct prof_sample_in in;
+		struct prof_sample_in in = {0};
 		char thread[24];
 
 		for (i = 0; i < RP_STACKS - 1 && r > w->stacks[i].weight; i++)
