@@ -25,6 +25,7 @@
 #include "../server/server.h"
 #include "collector.h"
 #include "encode.h"
+#include "push.h"
 #include "sampler.h"
 #include "store.h"
 #include "symbolize.h"
@@ -122,6 +123,16 @@ static const char usage_agent[] =
 	"      --max-counts N            distinct (thread, stack) pairs between drains\n"
 	"                                (default as --max-stacks); beyond it samples are\n"
 	"                                dropped and counted\n"
+	"      --push-url URL            push every interval to Grafana Pyroscope:\n"
+	"                                POST URL/ingest?...&format=pprof (user:password@\n"
+	"                                in URL for basic auth); retried with backoff\n"
+	"      --service-name NAME       Pyroscope service_name (default: the hostname)\n"
+	"      --label NAME=VALUE        extra label on pushed profiles (repeatable);\n"
+	"                                a hostname label is always sent\n"
+	"      --push-queue N            intervals kept while Pyroscope is unreachable\n"
+	"                                (default 360 with the store, where a waiting\n"
+	"                                interval costs no memory; 30 with --no-store);\n"
+	"                                beyond it the oldest are dropped and counted\n"
 	"  -v, --verbose                 more log output (repeat for debug)\n"
 	"  -h, --help                    this help\n";
 
@@ -665,16 +676,20 @@ static void agent_metrics(void *ctx, struct strbuf *out)
 struct agent {
 	struct prof_collector *c;
 	struct prof_store *store; /* NULL with --no-store or when it could not open */
+	struct prof_push *push; /* NULL without --push-url */
 };
 
-/* Every interval goes to the store (on the collector thread). */
+/* Every interval goes to the store and to the pusher (on the collector thread). */
 static void agent_interval(void *ctx, struct prof_profile *p)
 {
 	struct agent *a = ctx;
-	int err = a->store ? prof_store__append(a->store, p) : 0;
+	int err = a->store ? prof_store__append(a->store, p) : -ENOENT;
 
-	if (err && err != -ENOSPC) /* the store logs ENOSPC transitions itself */
+	if (err && err != -ENOSPC && err != -ENOENT) /* the store logs ENOSPC itself */
 		pr_warn("store: appending an interval: %s", strerror(-err));
+	/* Stored: the pusher reads it back when it sends it; else it keeps it encoded. */
+	if (a->push)
+		prof_push__submit(a->push, p, /*in_store=*/err == 0);
 	prof_profile__free(p);
 }
 
@@ -694,7 +709,11 @@ static int agent_window2(void *ctx, unsigned int seconds, struct prof_profile **
 
 static void agent_status2(void *ctx, struct strbuf *out)
 {
-	agent_status(((struct agent *)ctx)->c, out);
+	struct agent *a = ctx;
+
+	agent_status(a->c, out);
+	if (a->push)
+		prof_push__status(a->push, out);
 }
 
 static void agent_metrics2(void *ctx, struct strbuf *out)
@@ -703,6 +722,8 @@ static void agent_metrics2(void *ctx, struct strbuf *out)
 	struct prof_store_stats ss;
 
 	agent_metrics(a->c, out);
+	if (a->push)
+		prof_push__metrics(a->push, out);
 	if (!a->store)
 		return;
 	prof_store__stats(a->store, &ss);
@@ -738,12 +759,19 @@ static int cmd_agent(int argc, char **argv)
 		{"interval", required_argument, NULL, 'i'},
 		{"retention", required_argument, NULL, 'r'},
 		{"store-max-mb", required_argument, NULL, 'B'},
+		{"push-url", required_argument, NULL, 'U'},
+		{"service-name", required_argument, NULL, 'n'},
+		{"label", required_argument, NULL, 'L'},
+		{"push-queue", required_argument, NULL, 'Q'},
 		{"verbose", no_argument, NULL, 'v'},
 		{"help", no_argument, NULL, 'h'},
 		{},
 	};
 	struct prof_collector_opts co = {
 		.freq = 99, .dwarf_budget = 16ULL << 20, .idle_budget = 16ULL << 20};
+	struct prof_push_opts po = {0};
+	const char *labels[32]; /* --label values point into argv */
+	char why[128];
 	const char *address = "127.0.0.1:7071";
 	struct prof_store_opts so = {.dir = "/var/lib/bpfprof"};
 	bool no_store = false, store_explicit = false;
@@ -807,6 +835,43 @@ static int cmd_agent(int argc, char **argv)
 				return bad_option("agent", "--store-max-mb", optarg);
 			so.max_bytes = (uint64_t)v << 20;
 			break;
+		case 'U':
+			if (strncmp(optarg, "http://", 7) && strncmp(optarg, "https://", 8))
+				return bad_option("agent", "--push-url (want http:// or https://)",
+						  optarg);
+			po.url = optarg;
+			break;
+		case 'n':
+			if (prof_push_check_service_name(optarg))
+				return bad_option("agent",
+						  "--service-name (letters, digits, _ . - /)",
+						  optarg);
+			po.service_name = optarg;
+			break;
+		case 'L':
+			if (prof_push_check_label(optarg, why, sizeof(why))) {
+				fprintf(stderr, "bpfprof agent: invalid --label '%s': %s\n", optarg,
+					why);
+				return 2;
+			}
+			for (size_t i = 0; i < po.nlabels; i++)
+				if (!strncmp(labels[i], optarg, strchr(optarg, '=') - optarg + 1)) {
+					fprintf(stderr, "bpfprof agent: --label '%s' given twice\n",
+						optarg);
+					return 2;
+				}
+			if (po.nlabels == ARRAY_SIZE(labels)) {
+				fprintf(stderr, "bpfprof agent: at most %zu --label options\n",
+					ARRAY_SIZE(labels));
+				return 2;
+			}
+			labels[po.nlabels++] = optarg;
+			break;
+		case 'Q':
+			if (parse_uint(optarg, 1, 1000000, &v))
+				return bad_option("agent", "--push-queue (1..1000000)", optarg);
+			po.queue_max = v;
+			break;
 		case 'v':
 			log_level++;
 			break;
@@ -820,6 +885,11 @@ static int cmd_agent(int argc, char **argv)
 	}
 	if (optind < argc) {
 		fprintf(stderr, "bpfprof agent: unexpected argument '%s'\n", argv[optind]);
+		return 2;
+	}
+	if (!po.url && (po.service_name || po.nlabels || po.queue_max)) {
+		fprintf(stderr, "bpfprof agent: --service-name, --label and --push-queue need "
+				"--push-url\n");
 		return 2;
 	}
 	if (srv_parse_address(address, &ss, &sslen))
@@ -843,8 +913,20 @@ static int cmd_agent(int argc, char **argv)
 	co.interval_ctx = &ag;
 
 	block_signals(&sigs);
+	if (po.url) {
+		po.labels = labels;
+		po.sample_rate = co.freq;
+		po.store = ag.store;
+		ag.push = prof_push__start(&po);
+		if (!ag.push) {
+			pr_err("cannot start pushing: %s", strerror(errno));
+			prof_store__close(ag.store);
+			return 1;
+		}
+	}
 	c = prof_collector__start(&co);
 	if (!c) {
+		prof_push__close(ag.push, 0);
 		prof_store__close(ag.store);
 		return 1;
 	}
@@ -859,6 +941,7 @@ static int cmd_agent(int argc, char **argv)
 	if (!srv) {
 		pr_err("cannot listen on %s: %s", address, strerror(errno));
 		prof_collector__free(c);
+		prof_push__close(ag.push, 0);
 		prof_store__close(ag.store);
 		return 1;
 	}
@@ -876,6 +959,7 @@ static int cmd_agent(int argc, char **argv)
 	prof_collector__stop(c);
 	srv__stop(srv);
 	prof_collector__free(c); /* the last interval goes to the store here */
+	prof_push__close(ag.push, 3000); /* ... and gets 3 s to reach Pyroscope */
 	prof_store__close(ag.store);
 	return 0;
 }
