@@ -206,8 +206,17 @@ void prof_push_ingest_url(const char *base, const char *name, int64_t start_ns, 
 
 	while (n && base[n - 1] == '/')
 		n--;
-	if (until <= from)
-		until = from + 1;
+	/*
+	 * Under a second long: the agent's first interval (its end is on a
+	 * boundary) or its last one (its start is). Keep the aligned end and
+	 * give the range one second on the other side.
+	 */
+	if (until <= from) {
+		if (llabs(end_ns - until * 1000000000LL) <= llabs(start_ns - from * 1000000000LL))
+			from = until - 1;
+		else
+			until = from + 1;
+	}
 	strbuf_add(out, base, n);
 	strbuf_adds(out, "/ingest?name=");
 	add_escaped(out, name);

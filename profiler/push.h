@@ -154,7 +154,8 @@ int prof_push_check_service_name(const char *s);
  * trailing '/' dropped) + "/ingest?name=" + URL-encoded @name + from= and
  * until= in Unix seconds, rounded to the nearest second (intervals end a
  * few ms after wall-clock multiples, so back-to-back intervals get
- * back-to-back ranges; until is at least from + 1).
+ * back-to-back ranges). A range under a second is widened to one second
+ * on the side away from its aligned end.
  */
 void prof_push_ingest_url(const char *base, const char *name, int64_t start_ns, int64_t end_ns,
 			  unsigned int sample_rate, struct strbuf *out);

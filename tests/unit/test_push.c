@@ -151,9 +151,14 @@ Test(push, ingest_url)
 		{"http://h:4040", 1700000010003000000LL, 1700000020004000000LL,
 		 "http://h:4040/ingest?name=svc%7Bhostname%3Dn1%2Cenv%3Dprod%7D&from=1700000010"
 		 "&until=1700000020&format=pprof&spyName=bpfprof&sampleRate=99"},
-		{"http://h:4040/", 1700000009600000000LL, 1700000010400000000LL,
+		/* The agent's first interval, started just before a boundary. */
+		{"http://h:4040/", 1700000009700000000LL, 1700000010003000000LL,
+		 "http://h:4040/ingest?name=svc%7Bhostname%3Dn1%2Cenv%3Dprod%7D&from=1700000009"
+		 "&until=1700000010&format=pprof&spyName=bpfprof&sampleRate=99"},
+		/* Its last one, stopped just after a boundary. */
+		{"http://h:4040", 1700000010002000000LL, 1700000010300000000LL,
 		 "http://h:4040/ingest?name=svc%7Bhostname%3Dn1%2Cenv%3Dprod%7D&from=1700000010"
-		 "&until=1700000011&format=pprof&spyName=bpfprof&sampleRate=99"}, /* until > from */
+		 "&until=1700000011&format=pprof&spyName=bpfprof&sampleRate=99"},
 		{"https://u:p@x.example/prefix//", 2 * SEC, 4 * SEC,
 		 "https://u:p@x.example/prefix/ingest?name=svc%7Bhostname%3Dn1%2Cenv%3Dprod%7D"
 		 "&from=2&until=4&format=pprof&spyName=bpfprof&sampleRate=99"},
