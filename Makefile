@@ -24,7 +24,7 @@ PKG_CONFIG ?= pkg-config
 HTTP_ADDRESS ?= 127.0.0.1:7071
 
 ARCH := $(shell uname -m | sed -e 's/x86_64/x86/' -e 's/aarch64/arm64/')
-PKGS := libbpf libelf libdw libmicrohttpd libprotobuf-c zlib libzstd jansson
+PKGS := libbpf libelf libdw libmicrohttpd libprotobuf-c zlib libzstd jansson libcurl
 PKG_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null)
 

@@ -25,6 +25,7 @@
 #include "../server/server.h"
 #include "collector.h"
 #include "encode.h"
+#include "push.h"
 #include "sampler.h"
 #include "store.h"
 #include "symbolize.h"
@@ -140,6 +141,16 @@ static const char usage_agent[] =
 	"      --unwind MODE             user stacks: cfi (default) or fp (frame\n"
 	"                                pointers only); see bpfprof record --help\n"
 	"      --unwind-rows N           unwind rows the kernel holds (default 1048576)\n"
+	"      --push-url URL            push every interval to Grafana Pyroscope:\n"
+	"                                POST URL/ingest?...&format=pprof (user:password@\n"
+	"                                in URL for basic auth); retried with backoff\n"
+	"      --service-name NAME       Pyroscope service_name (default: the hostname)\n"
+	"      --label NAME=VALUE        extra label on pushed profiles (repeatable);\n"
+	"                                a hostname label is always sent\n"
+	"      --push-queue N            intervals kept while Pyroscope is unreachable\n"
+	"                                (default 360 with the store, where a waiting\n"
+	"                                interval costs no memory; 30 with --no-store);\n"
+	"                                beyond it the oldest are dropped and counted\n"
 	"  -v, --verbose                 more log output (repeat for debug)\n"
 	"  -h, --help                    this help\n";
 
@@ -179,6 +190,9 @@ static int parse_map_size(const char *s, uint32_t *out)
 	*out = v;
 	return 0;
 }
+
+/* Long options without a short form. */
+enum { OPT_UNWIND = 1000, OPT_UNWIND_ROWS };
 
 /* --unwind cfi|fp */
 static int parse_unwind(const char *s, bool *fp_only)
@@ -357,8 +371,8 @@ static int cmd_record(int argc, char **argv)
 		{"max-counts", required_argument, NULL, 'C'},
 		{"lines", no_argument, NULL, 'l'},
 		{"dwarf-memory", required_argument, NULL, 'M'},
-		{"unwind", required_argument, NULL, 'U'},
-		{"unwind-rows", required_argument, NULL, 'W'},
+		{"unwind", required_argument, NULL, OPT_UNWIND},
+		{"unwind-rows", required_argument, NULL, OPT_UNWIND_ROWS},
 		{"quiet", no_argument, NULL, 'q'},
 		{"verbose", no_argument, NULL, 'v'},
 		{"help", no_argument, NULL, 'h'},
@@ -405,11 +419,11 @@ static int cmd_record(int argc, char **argv)
 		case 'K':
 			co.no_kernel = true;
 			break;
-		case 'U':
+		case OPT_UNWIND:
 			if (parse_unwind(optarg, &co.fp_only))
 				return bad_option(argv[0], "--unwind mode (cfi or fp)", optarg);
 			break;
-		case 'W':
+		case OPT_UNWIND_ROWS:
 			if (parse_unwind_rows(optarg, &co.unwind_rows))
 				return bad_option(argv[0], "--unwind-rows (1024..16777216)", optarg);
 			break;
@@ -812,16 +826,20 @@ static void agent_metrics(void *ctx, struct strbuf *out)
 struct agent {
 	struct prof_collector *c;
 	struct prof_store *store; /* NULL with --no-store or when it could not open */
+	struct prof_push *push; /* NULL without --push-url */
 };
 
-/* Every interval goes to the store (on the collector thread). */
+/* Every interval goes to the store and to the pusher (on the collector thread). */
 static void agent_interval(void *ctx, struct prof_profile *p)
 {
 	struct agent *a = ctx;
-	int err = a->store ? prof_store__append(a->store, p) : 0;
+	int err = a->store ? prof_store__append(a->store, p) : -ENOENT;
 
-	if (err && err != -ENOSPC) /* the store logs ENOSPC transitions itself */
+	if (err && err != -ENOSPC && err != -ENOENT) /* the store logs ENOSPC itself */
 		pr_warn("store: appending an interval: %s", strerror(-err));
+	/* Stored: the pusher reads it back when it sends it; else it keeps it encoded. */
+	if (a->push)
+		prof_push__submit(a->push, p, /*in_store=*/err == 0);
 	prof_profile__free(p);
 }
 
@@ -855,7 +873,11 @@ static int agent_window2(void *ctx, unsigned int seconds, struct prof_profile **
 
 static void agent_status2(void *ctx, struct strbuf *out)
 {
-	agent_status(((struct agent *)ctx)->c, out);
+	struct agent *a = ctx;
+
+	agent_status(a->c, out);
+	if (a->push)
+		prof_push__status(a->push, out);
 }
 
 static void agent_metrics2(void *ctx, struct strbuf *out)
@@ -864,6 +886,8 @@ static void agent_metrics2(void *ctx, struct strbuf *out)
 	struct prof_store_stats ss;
 
 	agent_metrics(a->c, out);
+	if (a->push)
+		prof_push__metrics(a->push, out);
 	if (!a->store)
 		return;
 	prof_store__stats(a->store, &ss);
@@ -895,13 +919,17 @@ static int cmd_agent(int argc, char **argv)
 		{"max-counts", required_argument, NULL, 'C'},
 		{"dwarf-memory", required_argument, NULL, 'M'},
 		{"symbol-cache", required_argument, NULL, 'Y'},
-		{"unwind", required_argument, NULL, 'U'},
-		{"unwind-rows", required_argument, NULL, 'W'},
+		{"unwind", required_argument, NULL, OPT_UNWIND},
+		{"unwind-rows", required_argument, NULL, OPT_UNWIND_ROWS},
 		{"store", required_argument, NULL, 's'},
 		{"no-store", no_argument, NULL, 'N'},
 		{"interval", required_argument, NULL, 'i'},
 		{"retention", required_argument, NULL, 'r'},
 		{"store-max-mb", required_argument, NULL, 'B'},
+		{"push-url", required_argument, NULL, 'U'},
+		{"service-name", required_argument, NULL, 'n'},
+		{"label", required_argument, NULL, 'L'},
+		{"push-queue", required_argument, NULL, 'Q'},
 		{"verbose", no_argument, NULL, 'v'},
 		{"help", no_argument, NULL, 'h'},
 		{},
@@ -911,6 +939,9 @@ static int cmd_agent(int argc, char **argv)
 	const char *address = "127.0.0.1:7071", *token_file = NULL;
 	struct srv_opts sopts = {0};
 	char *token = NULL;
+	struct prof_push_opts po = {0};
+	const char *labels[32]; /* --label values point into argv */
+	char why[128];
 	struct prof_store_opts so = {.dir = "/var/lib/bpfprof"};
 	bool no_store = false, store_explicit = false;
 	struct agent ag = {0};
@@ -940,11 +971,11 @@ static int cmd_agent(int argc, char **argv)
 		case 'K':
 			co.no_kernel = true;
 			break;
-		case 'U':
+		case OPT_UNWIND:
 			if (parse_unwind(optarg, &co.fp_only))
 				return bad_option(argv[0], "--unwind mode (cfi or fp)", optarg);
 			break;
-		case 'W':
+		case OPT_UNWIND_ROWS:
 			if (parse_unwind_rows(optarg, &co.unwind_rows))
 				return bad_option(argv[0], "--unwind-rows (1024..16777216)", optarg);
 			break;
@@ -984,6 +1015,43 @@ static int cmd_agent(int argc, char **argv)
 				return bad_option("agent", "--store-max-mb", optarg);
 			so.max_bytes = (uint64_t)v << 20;
 			break;
+		case 'U':
+			if (strncmp(optarg, "http://", 7) && strncmp(optarg, "https://", 8))
+				return bad_option("agent", "--push-url (want http:// or https://)",
+						  optarg);
+			po.url = optarg;
+			break;
+		case 'n':
+			if (prof_push_check_service_name(optarg))
+				return bad_option("agent",
+						  "--service-name (letters, digits, _ . - /)",
+						  optarg);
+			po.service_name = optarg;
+			break;
+		case 'L':
+			if (prof_push_check_label(optarg, why, sizeof(why))) {
+				fprintf(stderr, "bpfprof agent: invalid --label '%s': %s\n", optarg,
+					why);
+				return 2;
+			}
+			for (size_t i = 0; i < po.nlabels; i++)
+				if (!strncmp(labels[i], optarg, strchr(optarg, '=') - optarg + 1)) {
+					fprintf(stderr, "bpfprof agent: --label '%s' given twice\n",
+						optarg);
+					return 2;
+				}
+			if (po.nlabels == ARRAY_SIZE(labels)) {
+				fprintf(stderr, "bpfprof agent: at most %zu --label options\n",
+					ARRAY_SIZE(labels));
+				return 2;
+			}
+			labels[po.nlabels++] = optarg;
+			break;
+		case 'Q':
+			if (parse_uint(optarg, 1, 1000000, &v))
+				return bad_option("agent", "--push-queue (1..1000000)", optarg);
+			po.queue_max = v;
+			break;
 		case 'v':
 			log_level++;
 			break;
@@ -997,6 +1065,11 @@ static int cmd_agent(int argc, char **argv)
 	}
 	if (optind < argc) {
 		fprintf(stderr, "bpfprof agent: unexpected argument '%s'\n", argv[optind]);
+		return 2;
+	}
+	if (!po.url && (po.service_name || po.nlabels || po.queue_max)) {
+		fprintf(stderr, "bpfprof agent: --service-name, --label and --push-queue need "
+				"--push-url\n");
 		return 2;
 	}
 	if (srv_parse_address(address, &ss, &sslen))
@@ -1033,8 +1106,20 @@ static int cmd_agent(int argc, char **argv)
 	co.interval_ctx = &ag;
 
 	block_signals(&sigs);
+	if (po.url) {
+		po.labels = labels;
+		po.sample_rate = co.freq;
+		po.store = ag.store;
+		ag.push = prof_push__start(&po);
+		if (!ag.push) {
+			pr_err("cannot start pushing: %s", strerror(errno));
+			prof_store__close(ag.store);
+			return 1;
+		}
+	}
 	c = prof_collector__start(&co);
 	if (!c) {
+		prof_push__close(ag.push, 0);
 		prof_store__close(ag.store);
 		free(token);
 		return 1;
@@ -1052,6 +1137,7 @@ static int cmd_agent(int argc, char **argv)
 	if (!srv) {
 		pr_err("cannot listen on %s: %s", address, strerror(errno));
 		prof_collector__free(c);
+		prof_push__close(ag.push, 0);
 		prof_store__close(ag.store);
 		return 1;
 	}
@@ -1069,6 +1155,7 @@ static int cmd_agent(int argc, char **argv)
 	prof_collector__stop(c);
 	srv__stop(srv);
 	prof_collector__free(c); /* the last interval goes to the store here */
+	prof_push__close(ag.push, 3000); /* ... and gets 3 s to reach Pyroscope */
 	prof_store__close(ag.store);
 	return 0;
 }

@@ -1,0 +1,263 @@
+// SPDX-License-Identifier: MIT
+/*
+ * End-to-end: the agent with the real BPF programs pushes every interval to
+ * a local stand-in for Pyroscope's ingest API (tests/common/ingest_rx.c, on
+ * 127.0.0.1). Every request is checked (POST /ingest, the name with its
+ * labels, from/until, format=pprof, a gzip pprof body with the fixture's
+ * chain); then the receiver goes away for a few intervals and comes back on
+ * the same port, and the ranges it accepted must still be contiguous.
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "../common/ingest_rx.h"
+#include "../common/pprof_read.h"
+#include "../common/testutil.h"
+
+#define SEC 1000000000LL
+
+static pid_t agent_pid, load_pid;
+static int agent_port;
+static char agent_log[64];
+static char *store_dir;
+static struct test_ingest_rx *rx;
+
+static void cleanup(void)
+{
+	int st;
+
+	if (load_pid > 0) {
+		kill(load_pid, SIGKILL);
+		waitpid(load_pid, &st, 0);
+		load_pid = 0;
+	}
+	if (agent_pid > 0) {
+		kill(agent_pid, SIGKILL);
+		waitpid(agent_pid, &st, 0);
+		agent_pid = 0;
+	}
+	test_ingest_rx__free(rx);
+	rx = NULL;
+	if (store_dir)
+		test_rm_tree(store_dir);
+	store_dir = NULL;
+	if (agent_log[0])
+		unlink(agent_log);
+}
+
+static void start_agent(const char *push_url)
+{
+	char bin[256], addr[64], fix[256];
+	struct test_http_response r;
+
+	test_build_path("bpfprof", bin, sizeof(bin));
+	agent_port = test_free_port();
+	cr_assert_gt(agent_port, 0);
+	snprintf(addr, sizeof(addr), "127.0.0.1:%d", agent_port);
+	snprintf(agent_log, sizeof(agent_log), "/tmp/bpfprof-push-agent-%d.log", (int)getpid());
+	store_dir = test_tmp_dir("push-store");
+	{
+		char *argv[] = {
+			bin,	      "agent",		"--http-address", addr,		 "-F",
+			"99",	      "--store",	store_dir,	  "--interval",	 "1",
+			"--push-url", (char *)push_url, "--service-name", "bpfprof-e2e", "--label",
+			"env=e2e",    "--label",	"team=perf",	  NULL};
+
+		agent_pid = test_spawn(argv, NULL, agent_log);
+	}
+	cr_assert_gt(agent_pid, 0);
+	test_build_path("fixtures/fpchains", fix, sizeof(fix));
+	{
+		char *argv[] = {fix, "40", "/dev/null", NULL};
+
+		load_pid = test_spawn(argv, NULL, NULL);
+	}
+	for (int i = 0; i < 100; i++) {
+		if (test_http(agent_port, "GET", "/healthz", &r, 1000) == 0 && r.status == 200) {
+			strbuf_release(&r.body);
+			return;
+		}
+		strbuf_release(&r.body);
+		usleep(100 * 1000);
+	}
+	cr_assert_fail("agent did not answer /healthz within 10 s");
+}
+
+/* The largest until= among accepted requests. */
+static long long max_accepted_until(void)
+{
+	struct test_ingest_req rq;
+	long long m = 0;
+
+	for (size_t i = 0; test_ingest_rx__get(rx, i, &rq); i++) {
+		if (rq.status / 100 == 2 && atoll(rq.until) > m)
+			m = atoll(rq.until);
+		strbuf_release(&rq.body);
+	}
+	return m;
+}
+
+/* The value of the series @series (a full "name{labels}") in /metrics text, or -1. */
+static double metric_value(const char *text, const char *series)
+{
+	size_t n = strlen(series);
+
+	for (const char *p = text; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL)
+		if (!strncmp(p, series, n) && p[n] == ' ')
+			return strtod(p + n + 1, NULL);
+	return -1;
+}
+
+struct range {
+	long long from, until;
+};
+
+static int cmp_range(const void *a, const void *b)
+{
+	const struct range *x = a, *y = b;
+
+	return x->from < y->from ? -1 : x->from > y->from;
+}
+
+Test(push, ingest_requests_are_valid_and_an_outage_loses_nothing, .fini = cleanup, .timeout = 60)
+{
+	static const int first_answer[] = {503};
+	char url[64], host[256] = "", want_name[512];
+	struct test_http_response r;
+	struct test_ingest_req rq;
+	struct range *ranges;
+	size_t n, acc, nranges = 0, with_chain = 0, refused = 0;
+	long long t_down, t_up;
+	uint64_t deadline;
+	int st;
+
+	test_require_bpf();
+	rx = test_ingest_rx__new(0);
+	test_ingest_rx__script(rx, first_answer, 1); /* a 5xx first: retried */
+	cr_assert_eq(test_ingest_rx__listen(rx), 0);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d", test_ingest_rx__port(rx));
+	start_agent(url);
+
+	/* Up: a few intervals arrive. */
+	deadline = now_mono_ns() + 15 * SEC;
+	while ((test_ingest_rx__count(rx, &acc), acc) < 3 && now_mono_ns() < deadline)
+		usleep(50000);
+	cr_assert_geq(acc, 3, "only %zu intervals accepted in 15 s", acc);
+
+	/* Down for 4 intervals, then back on the same port. */
+	t_down = (long long)(now_wall_ns() / SEC);
+	test_ingest_rx__close(rx);
+	sleep(4);
+	t_up = (long long)(now_wall_ns() / SEC);
+	cr_assert_eq(test_ingest_rx__listen(rx), 0, "cannot listen on the same port again");
+
+	/* The backlog arrives, and the intervals after it. */
+	deadline = now_mono_ns() + 20 * SEC;
+	while (max_accepted_until() < t_up + 2 && now_mono_ns() < deadline)
+		usleep(100000);
+	cr_assert_geq(max_accepted_until(), t_up + 2, "the backlog did not arrive within 20 s");
+
+	/* The counters in /metrics and /healthz. */
+	cr_assert_eq(test_http(agent_port, "GET", "/metrics", &r, 10000), 0);
+	cr_assert_eq(r.status, 200);
+	cr_expect_geq(metric_value(r.body.buf, "bpfprof_push_intervals_total{result=\"sent\"}"), 3);
+	cr_expect_eq(metric_value(r.body.buf, "bpfprof_push_intervals_total{result=\"failed\"}"),
+		     0);
+	cr_expect_eq(metric_value(r.body.buf, "bpfprof_push_intervals_total{result=\"dropped\"}"),
+		     0);
+	cr_expect_geq(metric_value(r.body.buf, "bpfprof_push_retries_total"), 2,
+		      "the 503 and the outage were not retried");
+	cr_expect_geq(metric_value(r.body.buf, "bpfprof_push_queue_length"), 0);
+	strbuf_release(&r.body);
+	cr_assert_eq(test_http(agent_port, "GET", "/healthz", &r, 10000), 0);
+	cr_expect(r.body.buf && strstr(r.body.buf, "\npush_sent "), "no push counters in /healthz");
+	strbuf_release(&r.body);
+
+	/* SIGTERM: the last interval is flushed and the agent exits 0. */
+	kill(agent_pid, SIGTERM);
+	cr_assert_eq(test_wait(agent_pid, &st, 15000), 0, "agent did not stop on SIGTERM");
+	agent_pid = 0;
+	cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 0, "agent exit status %d", st);
+
+	/* Every request, as Pyroscope would read it. */
+	gethostname(host, sizeof(host) - 1);
+	snprintf(want_name, sizeof(want_name), "bpfprof-e2e{hostname=%s,env=e2e,team=perf}", host);
+	n = test_ingest_rx__count(rx, &acc);
+	ranges = xcalloc(n + 1, sizeof(*ranges));
+	for (size_t i = 0; i < n; i++) {
+		Perftools__Profiles__Profile *pb;
+		char err[256];
+		bool chain = false;
+
+		cr_assert(test_ingest_rx__get(rx, i, &rq));
+		cr_expect_str_eq(rq.method, "POST");
+		cr_expect_str_eq(rq.path, "/ingest");
+		cr_expect_str_eq(rq.name, want_name);
+		cr_expect_str_eq(rq.format, "pprof");
+		cr_expect_str_eq(rq.spy, "bpfprof");
+		cr_expect_str_eq(rq.rate, "99");
+		cr_expect(rq.from[0] && rq.until[0] &&
+				  strspn(rq.from, "0123456789") == strlen(rq.from) &&
+				  strspn(rq.until, "0123456789") == strlen(rq.until),
+			  "from=%s until=%s are not Unix seconds", rq.from, rq.until);
+		cr_expect_lt(atoll(rq.from), atoll(rq.until));
+		cr_assert_gt(rq.body.len, 2, "request %zu has no body", i);
+		cr_expect(rq.body.buf[0] == '\x1f' && rq.body.buf[1] == '\x8b',
+			  "request %zu: body is not gzip", i);
+		pb = pprof_read(rq.body.buf, rq.body.len);
+		cr_assert_not_null(pb, "request %zu: body is not a pprof", i);
+		cr_expect_eq(pprof_check_ids(pb, err, sizeof(err)), 0, "request %zu: %s", i, err);
+		cr_expect_geq(pprof_value_index(pb, "samples", "count"), 0);
+		cr_expect_geq(pprof_value_index(pb, "cpu", "nanoseconds"), 0);
+		cr_expect_gt(pb->n_sample, 0, "request %zu: empty profile", i);
+		/* The profile's own time lies inside [from, until]. */
+		cr_expect_geq(pb->time_nanos / SEC, atoll(rq.from) - 1);
+		cr_expect_leq(pb->time_nanos / SEC, atoll(rq.until));
+		for (size_t k = 0; k < pb->n_sample && !chain; k++) {
+			struct strbuf stk = STRBUF_INIT;
+
+			pprof_sample_stack(pb, pb->sample[k], &stk);
+			chain = stk.buf && strstr(stk.buf, "main;fp_a1;fp_a2;fp_a3;fp_leaf_a");
+			strbuf_release(&stk);
+		}
+		pprof_free(pb);
+		if (rq.status / 100 == 2) {
+			ranges[nranges++] = (struct range){atoll(rq.from), atoll(rq.until)};
+			with_chain += chain;
+		} else {
+			refused++;
+		}
+		strbuf_release(&rq.body);
+	}
+	cr_expect_eq(refused, 1, "the scripted 503 was not seen once");
+	cr_expect_geq(with_chain * 2, nranges, "only %zu of %zu intervals hold the fixture's chain",
+		      with_chain, nranges);
+
+	/* No interval lost: the accepted ranges are back to back, across the outage. */
+	qsort(ranges, nranges, sizeof(*ranges), cmp_range);
+	{
+		size_t m = 0;
+
+		for (size_t i = 0; i < nranges; i++) /* a request retried after a lost reply */
+			if (!m || ranges[i].from != ranges[m - 1].from)
+				ranges[m++] = ranges[i];
+			else
+				cr_expect_eq(ranges[i].until, ranges[m - 1].until);
+		nranges = m;
+	}
+	cr_assert_geq(nranges, 8, "only %zu intervals", nranges);
+	for (size_t i = 1; i < nranges; i++)
+		cr_expect_eq(ranges[i].from, ranges[i - 1].until,
+			     "interval [%lld, %lld) follows [%lld, %lld): %s", ranges[i].from,
+			     ranges[i].until, ranges[i - 1].from, ranges[i - 1].until,
+			     ranges[i].from > ranges[i - 1].until ? "lost" : "overlap");
+	cr_expect_lt(ranges[0].from, t_down);
+	cr_expect_gt(ranges[nranges - 1].until, t_up + 1);
+	free(ranges);
+}

@@ -1,0 +1,465 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Unit tests for profiler/push.c (suite push): the pure parts table-driven
+ * (verdicts, backoff, label and name checks, the ingest URL, the bounded
+ * queue), then the pusher thread against the local test receiver
+ * (tests/common/ingest_rx.c, 127.0.0.1 only) in its in-memory mode, with
+ * scripted 5xx/429/4xx answers and a receiver that is not there.
+ */
+#include <criterion/criterion.h>
+#include <curl/curl.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "profiler/push.h"
+#include "tests/common/ingest_rx.h"
+#include "tests/common/pprof_read.h"
+
+#define SEC 1000000000LL
+
+Test(push, classify)
+{
+	static const struct {
+		int curl;
+		long status;
+		enum prof_push_verdict want;
+	} cases[] = {
+		{CURLE_OK, 200, PROF_PUSH_SENT},
+		{CURLE_OK, 204, PROF_PUSH_SENT},
+		{CURLE_OK, 429, PROF_PUSH_RETRY},
+		{CURLE_OK, 500, PROF_PUSH_RETRY},
+		{CURLE_OK, 502, PROF_PUSH_RETRY},
+		{CURLE_OK, 503, PROF_PUSH_RETRY},
+		{CURLE_OK, 400, PROF_PUSH_PERMANENT},
+		{CURLE_OK, 401, PROF_PUSH_PERMANENT},
+		{CURLE_OK, 404, PROF_PUSH_PERMANENT},
+		{CURLE_OK, 413, PROF_PUSH_PERMANENT},
+		{CURLE_OK, 422, PROF_PUSH_PERMANENT},
+		{CURLE_OK, 301, PROF_PUSH_PERMANENT}, /* redirects are not followed */
+		{CURLE_COULDNT_CONNECT, 0, PROF_PUSH_RETRY},
+		{CURLE_OPERATION_TIMEDOUT, 0, PROF_PUSH_RETRY},
+		{CURLE_COULDNT_RESOLVE_HOST, 0, PROF_PUSH_RETRY},
+		{CURLE_RECV_ERROR, 0, PROF_PUSH_RETRY},
+	};
+
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++)
+		cr_expect_eq(prof_push_classify(cases[i].curl, cases[i].status), cases[i].want,
+			     "curl %d status %ld", cases[i].curl, cases[i].status);
+}
+
+Test(push, backoff_doubles_with_jitter_and_is_capped)
+{
+	static const struct {
+		unsigned int attempt, min_ms, max_ms;
+		uint64_t lo, hi; /* the delay is in [lo, hi] for every rnd */
+	} cases[] = {
+		{1, 1000, 30000, 500, 1000},
+		{2, 1000, 30000, 1000, 2000},
+		{3, 1000, 30000, 2000, 4000},
+		{5, 1000, 30000, 8000, 16000},
+		{6, 1000, 30000, 15000, 30000}, /* 32 s nominal, capped */
+		{40, 1000, 30000, 15000, 30000}, /* no overflow at large attempts */
+		{1, 10, 40, 5, 10},
+		{9, 10, 40, 20, 40},
+		{1, 100, 50, 50, 100}, /* a cap under the minimum: the minimum */
+	};
+	static const uint32_t rnds[] = {0, 1, 7, 499, 500, 501, 12345, 0x7fffffff, 0xffffffff};
+
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		uint64_t lo = UINT64_MAX, hi = 0;
+
+		for (size_t r = 0; r < ARRAY_SIZE(rnds); r++) {
+			uint64_t d = prof_push_backoff_ms(cases[i].attempt, cases[i].min_ms,
+							  cases[i].max_ms, rnds[r]);
+
+			cr_expect(d >= cases[i].lo && d <= cases[i].hi,
+				  "attempt %u rnd %u: %llu ms not in [%llu, %llu]",
+				  cases[i].attempt, rnds[r], (unsigned long long)d,
+				  (unsigned long long)cases[i].lo, (unsigned long long)cases[i].hi);
+			lo = d < lo ? d : lo;
+			hi = d > hi ? d : hi;
+		}
+		/* Jitter: different random numbers give different delays. */
+		cr_expect_lt(lo, hi, "attempt %u: no jitter", cases[i].attempt);
+	}
+	/* rnd 0 gives the floor, d/2: exact values. */
+	cr_expect_eq(prof_push_backoff_ms(1, 1000, 30000, 0), 500);
+	cr_expect_eq(prof_push_backoff_ms(4, 1000, 30000, 0), 4000);
+	cr_expect_eq(prof_push_backoff_ms(4, 1000, 30000, 4000), 8000);
+}
+
+Test(push, labels_are_checked)
+{
+	static const struct {
+		const char *kv;
+		bool ok;
+	} cases[] = {
+		{"env=prod", true},
+		{"region=eu-west-1", true},
+		{"_x=1", true},
+		{"k8s_node=node-1.example", true},
+		{"path=/a/b:c", true},
+		{"hostname=other", true}, /* replaces the default one */
+		{"utf8=h\xc3\xa9", true},
+		{"env", false},
+		{"=v", false},
+		{"env=", false},
+		{"1x=1", false},
+		{"x-y=1", false},
+		{"x.y=1", false},
+		{"__name__=x", false},
+		{"__x=1", false},
+		{"service_name=x", false},
+		{"env=a,b", false},
+		{"env=a}", false},
+		{"env={a", false},
+		{"env=a=b", false},
+		{"env=\"a\"", false},
+		{"env=a\\b", false},
+		{"env=a\nb", false},
+		{"env= a", false},
+		{"env=a ", false},
+	};
+	char why[128];
+
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		why[0] = '\0';
+		cr_expect_eq(prof_push_check_label(cases[i].kv, why, sizeof(why)) == 0, cases[i].ok,
+			     "'%s': %s", cases[i].kv, why);
+		if (!cases[i].ok)
+			cr_expect(why[0], "'%s' refused without a reason", cases[i].kv);
+	}
+	cr_expect_eq(prof_push_check_service_name("node-1.example.com"), 0);
+	cr_expect_eq(prof_push_check_service_name("team/app_2"), 0);
+	cr_expect_eq(prof_push_check_service_name(""), -EINVAL);
+	cr_expect_eq(prof_push_check_service_name("a b"), -EINVAL);
+	cr_expect_eq(prof_push_check_service_name("a{b"), -EINVAL);
+	cr_expect_eq(prof_push_check_service_name("a:b"), -EINVAL);
+}
+
+Test(push, ingest_url)
+{
+	static const struct {
+		const char *base;
+		int64_t start, end;
+		const char *want;
+	} cases[] = {
+		/* Intervals end a few ms after a wall-clock multiple: nearest second. */
+		{"http://h:4040", 1700000010003000000LL, 1700000020004000000LL,
+		 "http://h:4040/ingest?name=svc%7Bhostname%3Dn1%2Cenv%3Dprod%7D&from=1700000010"
+		 "&until=1700000020&format=pprof&spyName=bpfprof&sampleRate=99"},
+		/* The agent's first interval, started just before a boundary. */
+		{"http://h:4040/", 1700000009700000000LL, 1700000010003000000LL,
+		 "http://h:4040/ingest?name=svc%7Bhostname%3Dn1%2Cenv%3Dprod%7D&from=1700000009"
+		 "&until=1700000010&format=pprof&spyName=bpfprof&sampleRate=99"},
+		/* Its last one, stopped just after a boundary. */
+		{"http://h:4040", 1700000010002000000LL, 1700000010300000000LL,
+		 "http://h:4040/ingest?name=svc%7Bhostname%3Dn1%2Cenv%3Dprod%7D&from=1700000010"
+		 "&until=1700000011&format=pprof&spyName=bpfprof&sampleRate=99"},
+		{"https://u:p@x.example/prefix//", 2 * SEC, 4 * SEC,
+		 "https://u:p@x.example/prefix/ingest?name=svc%7Bhostname%3Dn1%2Cenv%3Dprod%7D"
+		 "&from=2&until=4&format=pprof&spyName=bpfprof&sampleRate=99"},
+	};
+
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		struct strbuf sb = STRBUF_INIT;
+
+		prof_push_ingest_url(cases[i].base, "svc{hostname=n1,env=prod}", cases[i].start,
+				     cases[i].end, 99, &sb);
+		cr_expect_str_eq(sb.buf, cases[i].want);
+		strbuf_release(&sb);
+	}
+	/* Back-to-back intervals give back-to-back second ranges. */
+	{
+		int64_t t = 1700000000002000000LL, prev_until = -1;
+
+		for (int k = 0; k < 50; k++) {
+			int64_t next =
+				(1700000000LL + 2 * (k + 1)) * SEC + (k * 7919 % 30) * 1000000;
+			struct strbuf sb = STRBUF_INIT;
+			long long from, until;
+
+			prof_push_ingest_url("http://h", "s{}", t, next, 0, &sb);
+			cr_assert_eq(sscanf(strstr(sb.buf, "from="), "from=%lld&until=%lld", &from,
+					    &until),
+				     2);
+			if (prev_until >= 0)
+				cr_expect_eq(from, prev_until, "gap or overlap at %d", k);
+			prev_until = until;
+			t = next;
+			strbuf_release(&sb);
+		}
+	}
+}
+
+static struct prof_push_item item(int64_t t, bool with_body)
+{
+	struct prof_push_item it = {.start_ns = t, .end_ns = t + 1};
+
+	if (with_body) {
+		it.body = xmalloc(8);
+		it.len = 8;
+	}
+	return it;
+}
+
+Test(push, queue_is_bounded_and_drops_the_oldest)
+{
+	static const struct {
+		size_t max;
+		const char *ops; /* p = put, t = take */
+		size_t want_len, want_dropped;
+		int64_t want_next; /* start of the next take, -1 when empty */
+	} cases[] = {
+		{3, "ppp", 3, 0, 0},
+		{3, "pppp", 3, 1, 1},
+		{3, "pppppp", 3, 3, 3},
+		{1, "ppp", 1, 2, 2},
+		{3, "ptptpt", 0, 0, -1},
+		{2, "ppptpp", 2, 2, 3}, /* 0 dropped, 1 taken, 2 dropped, 3 and 4 left */
+		{4, "pptppppt", 3, 1, 3}, /* wraps around the ring */
+		{2, "", 0, 0, -1},
+	};
+
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		struct prof_push_queue *q = prof_push_queue__new(cases[i].max);
+		struct prof_push_item it;
+		size_t dropped = 0;
+		int64_t t = 0, last = -1;
+
+		for (const char *op = cases[i].ops; *op; op++) {
+			if (*op == 'p') {
+				struct prof_push_item n = item(t, t % 2);
+
+				dropped += prof_push_queue__put(q, &n);
+				t++;
+			} else if (prof_push_queue__take(q, &it)) {
+				cr_expect_gt(it.start_ns, last, "case %zu: out of order", i);
+				last = it.start_ns;
+				free(it.body);
+			}
+		}
+		cr_expect_eq(prof_push_queue__len(q), cases[i].want_len, "case %zu", i);
+		cr_expect_eq(dropped, cases[i].want_dropped, "case %zu", i);
+		if (cases[i].want_next < 0) {
+			cr_expect_not(prof_push_queue__take(q, &it), "case %zu", i);
+		} else {
+			cr_assert(prof_push_queue__take(q, &it), "case %zu", i);
+			cr_expect_eq(it.start_ns, cases[i].want_next, "case %zu", i);
+			free(it.body);
+		}
+		cr_expect_eq(prof_push_queue__free(q) + (cases[i].want_next >= 0),
+			     cases[i].want_len, "case %zu", i);
+	}
+	prof_push_queue__free(NULL);
+}
+
+/* ---- the pusher thread against the local receiver --------------------------------- */
+
+static struct prof_profile *interval_at(int64_t start_s)
+{
+	struct prof_profile *p = pprof_test_profile();
+
+	p->time_nanos = start_s * SEC + 3000000; /* a few ms after the boundary, as the agent */
+	p->duration_nanos = 2 * SEC;
+	return p;
+}
+
+/* Waits up to @ms for the pusher to have nothing queued. */
+static void wait_idle(struct prof_push *p, int ms, struct prof_push_stats *st)
+{
+	for (int i = 0; i < ms / 10; i++) {
+		prof_push__stats(p, st);
+		if (!st->queued)
+			return;
+		usleep(10000);
+	}
+	prof_push__stats(p, st);
+}
+
+/* 503 and 429 are retried (the same interval, in order), 400 is not; every body is the pprof. */
+Test(push, retries_5xx_and_429_fails_4xx_in_order, .timeout = 30)
+{
+	static const int script[] = {503, 429, 200, 400, 200};
+	struct test_ingest_rx *rx = test_ingest_rx__new(0);
+	const char *labels[] = {"env=test", "team=perf"};
+	char url[64];
+	struct prof_push_opts o = {.url = url,
+				   .service_name = "unit-svc",
+				   .hostname = "host-1",
+				   .labels = labels,
+				   .nlabels = 2,
+				   .sample_rate = 99,
+				   .backoff_min_ms = 10,
+				   .backoff_max_ms = 40};
+	struct prof_push_stats st;
+	struct prof_push *p;
+	struct test_ingest_req rq;
+	size_t n, acc;
+
+	cr_assert_eq(test_ingest_rx__listen(rx), 0);
+	test_ingest_rx__script(rx, script, ARRAY_SIZE(script));
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/", test_ingest_rx__port(rx));
+	p = prof_push__start(&o);
+	cr_assert_not_null(p);
+	for (int k = 0; k < 3; k++) {
+		struct prof_profile *iv = interval_at(1700000000 + 2 * k);
+
+		cr_assert_eq(prof_push__submit(p, iv, /*in_store=*/false), 0);
+		prof_profile__free(iv);
+	}
+	wait_idle(p, 10000, &st);
+	cr_expect_eq(st.sent, 2);
+	cr_expect_eq(st.failed, 1);
+	cr_expect_eq(st.retries, 2);
+	cr_expect_eq(st.dropped, 0);
+	cr_expect_gt(st.bytes_sent, 0);
+	cr_expect_gt(st.last_success_ns, 0);
+
+	n = test_ingest_rx__count(rx, &acc);
+	cr_assert_eq(n, 5);
+	cr_expect_eq(acc, 2);
+	for (size_t i = 0; i < n; i++) {
+		/* Requests 0-2 carry interval 0, 3 interval 1, 4 interval 2. */
+		static const char *const from[] = {"1700000000", "1700000000", "1700000000",
+						   "1700000002", "1700000004"};
+		Perftools__Profiles__Profile *pb;
+
+		cr_assert(test_ingest_rx__get(rx, i, &rq));
+		cr_expect_str_eq(rq.method, "POST");
+		cr_expect_str_eq(rq.path, "/ingest");
+		cr_expect_str_eq(rq.name, "unit-svc{hostname=host-1,env=test,team=perf}");
+		cr_expect_str_eq(rq.format, "pprof");
+		cr_expect_str_eq(rq.from, from[i], "request %zu", i);
+		cr_expect_eq(atoll(rq.until), atoll(from[i]) + 2, "request %zu", i);
+		cr_expect_str_eq(rq.rate, "99");
+		cr_expect_str_eq(rq.spy, "bpfprof");
+		cr_expect_str_eq(rq.content_type, "application/octet-stream");
+		cr_assert_gt(rq.body.len, 2);
+		cr_expect(rq.body.buf[0] == '\x1f' && rq.body.buf[1] == '\x8b', "not gzip");
+		pb = pprof_read(rq.body.buf, rq.body.len);
+		cr_expect_not_null(pb, "request %zu: body is not a pprof", i);
+		if (pb)
+			cr_expect_eq(pb->n_sample, 6, "request %zu", i);
+		pprof_free(pb);
+		strbuf_release(&rq.body);
+	}
+	prof_push__close(p, 1000);
+	test_ingest_rx__free(rx);
+}
+
+/*
+ * Nobody listening: intervals wait in the queue (bounded, the oldest
+ * dropped and counted); when the receiver comes up on that port they all
+ * arrive, in order, and none is lost beyond the bound.
+ */
+Test(push, queue_bound_while_down_then_delivers, .timeout = 30)
+{
+	struct test_ingest_rx *rx = test_ingest_rx__new(0);
+	char url[64];
+	struct prof_push_opts o = {.url = url,
+				   .hostname = "h",
+				   .queue_max = 3,
+				   .backoff_min_ms = 20,
+				   .backoff_max_ms = 100};
+	struct prof_push_stats st;
+	struct prof_push *p;
+	struct test_ingest_req rq;
+	size_t n, acc;
+	long long prev = 0;
+
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d", test_ingest_rx__port(rx));
+	p = prof_push__start(&o);
+	cr_assert_not_null(p);
+	for (int k = 0; k < 8; k++) {
+		struct prof_profile *iv = interval_at(1700000000 + 2 * k);
+
+		prof_push__submit(p, iv, false);
+		prof_profile__free(iv);
+		/* The first one is in flight (and failing) before the others come. */
+		for (int i = 0; k == 0 && i < 500; i++) {
+			prof_push__stats(p, &st);
+			if (st.retries)
+				break;
+			usleep(2000);
+		}
+	}
+	usleep(300000);
+	prof_push__stats(p, &st);
+	cr_expect_eq(st.sent, 0);
+	cr_expect_gt(st.retries, 0, "no retries while the server is down");
+	/* 3 queued + the one being retried; the rest dropped and counted. */
+	cr_expect_eq(st.queued, 4);
+	cr_expect_eq(st.dropped, 4);
+
+	cr_assert_eq(test_ingest_rx__listen(rx), 0);
+	wait_idle(p, 10000, &st);
+	cr_expect_eq(st.sent, 4);
+	cr_expect_eq(st.dropped, 4);
+	n = test_ingest_rx__count(rx, &acc);
+	cr_expect_eq(n, 4);
+	for (size_t i = 0; i < n; i++) {
+		cr_assert(test_ingest_rx__get(rx, i, &rq));
+		cr_expect_gt(atoll(rq.from), prev, "out of order");
+		prev = atoll(rq.from);
+		strbuf_release(&rq.body);
+	}
+	/* The first one was in flight when the others were queued; the newest 3 follow it. */
+	cr_expect_eq(prev, 1700000000 + 2 * 7);
+	cr_expect_str_eq(rq.name, "h{hostname=h}");
+	prof_push__close(p, 1000);
+	test_ingest_rx__free(rx);
+}
+
+/* At exit, what cannot be delivered within the flush time is counted as dropped. */
+Test(push, close_gives_up_after_flush_time, .timeout = 30)
+{
+	struct test_ingest_rx *rx = test_ingest_rx__new(0); /* never listens */
+	char url[64];
+	struct prof_push_opts o = {.url = url, .hostname = "h", .backoff_min_ms = 50};
+	struct prof_push *p;
+	struct prof_profile *iv = interval_at(1700000000);
+	uint64_t t0;
+
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d", test_ingest_rx__port(rx));
+	p = prof_push__start(&o);
+	cr_assert_not_null(p);
+	prof_push__submit(p, iv, false);
+	prof_push__submit(p, iv, false);
+	prof_profile__free(iv);
+	usleep(100000);
+	t0 = now_mono_ns();
+	{
+		struct strbuf m = STRBUF_INIT;
+
+		prof_push__metrics(p, &m);
+		cr_expect(strstr(m.buf, "bpfprof_push_intervals_total{result=\"sent\"} 0\n"));
+		cr_expect(strstr(m.buf, "bpfprof_push_queue_length 2\n"), "%s", m.buf);
+		cr_expect(strstr(m.buf, "# TYPE bpfprof_push_retries_total counter\n"));
+		strbuf_release(&m);
+	}
+	prof_push__close(p, 500);
+	cr_expect_lt(now_mono_ns() - t0, 3 * (uint64_t)SEC, "close took too long");
+	test_ingest_rx__free(rx);
+}
+
+Test(push, bad_options_are_refused)
+{
+	const char *bad_label[] = {"x-y=1"};
+	struct prof_push_opts o[] = {
+		{.url = "ftp://x"},
+		{.url = NULL},
+		{.url = "http://x", .service_name = "a b"},
+		{.url = "http://x", .labels = bad_label, .nlabels = 1},
+	};
+
+	for (size_t i = 0; i < ARRAY_SIZE(o); i++) {
+		errno = 0;
+		cr_expect_null(prof_push__start(&o[i]), "case %zu accepted", i);
+		cr_expect_eq(errno, EINVAL, "case %zu", i);
+	}
+	prof_push__close(NULL, 0);
+}
