@@ -263,7 +263,6 @@ static __always_inline __u64 capture_stack(void *ctx, void *stacks, __u64 flags,
 	return store_stack(stacks, st, err);
 }
 
-
 #if defined(__TARGET_ARCH_x86)
 /*
  * Whether @ra follows a call instruction: call rel32 (E8 + 4 bytes), or an

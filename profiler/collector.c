@@ -801,7 +801,8 @@ static void *collector_main(void *arg)
 					if (read(c->wakefd, &v, sizeof(v)) < 0 && errno != EAGAIN)
 						pr_debug("wake fd: %s", strerror(errno));
 				} else {
-					prof_sampler__consume_events(c->sampler, on_event, on_snapshot, c);
+					prof_sampler__consume_events(c->sampler, on_event,
+								     on_snapshot, c);
 				}
 			}
 		}

@@ -231,7 +231,8 @@ static void unwind_summary(const struct prof_collector_stats *st, struct strbuf 
 	if (!all)
 		return;
 	done = st->unwind_stops[PROF_UW_COMPLETE] + st->unwind.snapshot_stops[PROF_UW_COMPLETE];
-	strbuf_addf(sb, "bpfprof: user stacks: %.1f%% complete", 100.0 * (double)done / (double)all);
+	strbuf_addf(sb, "bpfprof: user stacks: %.1f%% complete",
+		    100.0 * (double)done / (double)all);
 	for (int i = 2; i < PROF_UW__COUNT; i++) {
 		uint64_t n = st->unwind_stops[i] + st->unwind.snapshot_stops[i];
 
@@ -425,7 +426,8 @@ static int cmd_record(int argc, char **argv)
 			break;
 		case OPT_UNWIND_ROWS:
 			if (parse_unwind_rows(optarg, &co.unwind_rows))
-				return bad_option(argv[0], "--unwind-rows (1024..16777216)", optarg);
+				return bad_option(argv[0], "--unwind-rows (1024..16777216)",
+						  optarg);
 			break;
 		case 'S':
 		case 'C':
@@ -625,7 +627,9 @@ static void agent_status(void *ctx, struct strbuf *out)
 	for (int i = 1; st.cfi && i < PROF_UW__COUNT; i++)
 		strbuf_addf(out, "unwind_%s %llu\n", prof_uw_stop_name(i),
 			    (unsigned long long)(st.unwind_stops[i] +
-						 (i == PROF_UW_SNAPSHOT ? 0 : st.unwind.snapshot_stops[i])));
+						 (i == PROF_UW_SNAPSHOT
+							  ? 0
+							  : st.unwind.snapshot_stops[i])));
 	if (st.cfi)
 		strbuf_addf(out,
 			    "unwind_frames_cfi %llu\nunwind_frames_fp %llu\n"
@@ -742,14 +746,17 @@ static void agent_metrics(void *ctx, struct strbuf *out)
 			    "User stack walks by how they ended, in the kernel (where=\"bpf\") or "
 			    "for new-process snapshots in user space (where=\"user\").");
 		for (int i = 1; i < PROF_UW__COUNT; i++) {
-			strbuf_addf(out, "bpfprof_unwind_stops_total{where=\"bpf\",reason=\"%s\"} %llu\n",
-				    prof_uw_stop_name(i), (unsigned long long)st.unwind_stops[i]);
+			strbuf_addf(
+				out,
+				"bpfprof_unwind_stops_total{where=\"bpf\",reason=\"%s\"} %llu\n",
+				prof_uw_stop_name(i), (unsigned long long)st.unwind_stops[i]);
 			if (i != PROF_UW_SNAPSHOT && i != PROF_UW_SNAPSHOT_LOST)
-				strbuf_addf(out,
-					    "bpfprof_unwind_stops_total{where=\"user\",reason=\"%s\"} "
-					    "%llu\n",
-					    prof_uw_stop_name(i),
-					    (unsigned long long)st.unwind.snapshot_stops[i]);
+				strbuf_addf(
+					out,
+					"bpfprof_unwind_stops_total{where=\"user\",reason=\"%s\"} "
+					"%llu\n",
+					prof_uw_stop_name(i),
+					(unsigned long long)st.unwind.snapshot_stops[i]);
 		}
 		metric_head(out, "bpfprof_unwind_frames_total", "counter",
 			    "User frames unwound in the kernel, by method.");
@@ -977,7 +984,8 @@ static int cmd_agent(int argc, char **argv)
 			break;
 		case OPT_UNWIND_ROWS:
 			if (parse_unwind_rows(optarg, &co.unwind_rows))
-				return bad_option(argv[0], "--unwind-rows (1024..16777216)", optarg);
+				return bad_option(argv[0], "--unwind-rows (1024..16777216)",
+						  optarg);
 			break;
 		case 'S':
 		case 'C':

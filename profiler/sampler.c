@@ -261,8 +261,9 @@ struct prof_sampler *prof_sampler__open(const struct prof_sampler_opts *opts)
 	s->skel->rodata->filter_tgid = opts->pid > 0 ? opts->pid : 0;
 	s->skel->rodata->kernel_stacks = opts->kernel_stacks;
 	s->skel->rodata->cfi_unwind = opts->cfi_unwind;
-	s->nrows = opts->cfi_unwind ? (opts->unwind_rows ? opts->unwind_rows : PROF_DEFAULT_UNWIND_ROWS)
-				    : 1;
+	s->nrows = opts->cfi_unwind
+			   ? (opts->unwind_rows ? opts->unwind_rows : PROF_DEFAULT_UNWIND_ROWS)
+			   : 1;
 	bpf_map__set_max_entries(s->skel->maps.unwind_rows, s->nrows);
 	if (!opts->cfi_unwind) {
 		/* Frame-pointer mode: the CFI maps stay tiny. */
@@ -372,8 +373,8 @@ int prof_sampler__events_fd(const struct prof_sampler *s)
 	return ring_buffer__epoll_fd(s->rb);
 }
 
-int prof_sampler__consume_events(struct prof_sampler *s, prof_event_fn fn,
-				 prof_snapshot_fn snap_fn, void *ctx)
+int prof_sampler__consume_events(struct prof_sampler *s, prof_event_fn fn, prof_snapshot_fn snap_fn,
+				 void *ctx)
 {
 	int n;
 

@@ -55,8 +55,8 @@ typedef void (*prof_snapshot_fn)(void *ctx, const struct prof_snapshot *snap);
  * Hands every queued process event to @fn and every stack snapshot (CFI
  * mode) to @snap_fn. Returns the number handled or -errno.
  */
-int prof_sampler__consume_events(struct prof_sampler *s, prof_event_fn fn,
-				 prof_snapshot_fn snap_fn, void *ctx);
+int prof_sampler__consume_events(struct prof_sampler *s, prof_event_fn fn, prof_snapshot_fn snap_fn,
+				 void *ctx);
 
 /* The CFI maps for profiler/unwind.c; false in frame-pointer mode. */
 bool prof_sampler__unwind_maps(const struct prof_sampler *s, struct prof_unwind_maps *out);

@@ -138,7 +138,8 @@ static bool rows_alloc(struct prof_unwinder *u, uint32_t len, uint32_t *start)
 		u->free[i].start += len;
 		u->free[i].len -= len;
 		if (u->free[i].len == 0) {
-			memmove(&u->free[i], &u->free[i + 1], (u->nfree - i - 1) * sizeof(*u->free));
+			memmove(&u->free[i], &u->free[i + 1],
+				(u->nfree - i - 1) * sizeof(*u->free));
 			u->nfree--;
 		}
 		return true;

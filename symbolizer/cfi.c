@@ -262,7 +262,8 @@ static void collect_fdes(Elf *elf, Elf_Data *data, bool eh, uint64_t sh_addr, Dw
 				enc = eh ? cie_fde_encoding(&ce.cie) : DW_EH_PE_absptr;
 			}
 			if (read_encoded(&p, end, enc,
-					 sh_addr + (uint64_t)(p - (const uint8_t *)data->d_buf), &lo) ||
+					 sh_addr + (uint64_t)(p - (const uint8_t *)data->d_buf),
+					 &lo) ||
 			    read_encoded(&p, end, enc & 0x0f, 0, &len))
 				goto next;
 			if (len == 0 || lo + len < lo)
@@ -503,7 +504,8 @@ int sym_unwind_rows_from_elf(Elf *elf, struct sym_unwind_row **rows, size_t *nro
 			collect_fdes(elf, d, true, sh.sh_addr, eh_cfi, 0, &fr, &nfr, &capfr);
 	}
 	scn = find_section(elf, ".debug_frame", &sh);
-	if (scn && (dw = dwarf_begin_elf(elf, DWARF_C_READ, NULL)) && (dbg_cfi = dwarf_getcfi(dw))) {
+	if (scn && (dw = dwarf_begin_elf(elf, DWARF_C_READ, NULL)) &&
+	    (dbg_cfi = dwarf_getcfi(dw))) {
 		Elf_Data *d = elf_getdata(scn, NULL);
 
 		if (d && d->d_buf)
@@ -512,8 +514,7 @@ int sym_unwind_rows_from_elf(Elf *elf, struct sym_unwind_row **rows, size_t *nro
 	st->fdes = nfr;
 	/* PLT sections that no FDE covers (.plt.sec, .plt.got usually): jumps only. */
 	for (size_t i = 0; i < ARRAY_SIZE(plts); i++) {
-		if (find_section(elf, plts[i], &sh) && sh.sh_size &&
-		    (sh.sh_flags & SHF_EXECINSTR))
+		if (find_section(elf, plts[i], &sh) && sh.sh_size && (sh.sh_flags & SHF_EXECINSTR))
 			add_range(&fr, &nfr, &capfr,
 				  (struct fde_range){sh.sh_addr, sh.sh_addr + sh.sh_size, NULL, 2});
 	}

@@ -234,7 +234,8 @@ enum sym_cfa_rule {
 	SYM_CFA_PLT, /* .plt entry: CFA = rsp + 8, + 8 more when (rip & 15) >= plt_cut */
 	SYM_CFA_SIGNAL, /* the rt_sigreturn trampoline: registers are in the ucontext at rsp */
 	SYM_CFA_END, /* the return address is undefined: the outermost frame (_start, clone3) */
-	SYM_CFA_UNSUPPORTED, /* a rule the unwinder does not follow (another register, an expression) */
+	SYM_CFA_UNSUPPORTED, /* a rule the unwinder does not follow (another register, an
+				expression) */
 };
 
 struct sym_unwind_row {

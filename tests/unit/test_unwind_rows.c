@@ -83,11 +83,12 @@ static void compare_file(const char *path, struct agreement *a)
 			a->checked++;
 			if ((!u || !row_agrees(u, r)) && a->bad++ == 0)
 				snprintf(a->first, sizeof(a->first),
-					 "%#llx: readelf cfa r%d%+lld rbp %d%+lld ra %d%+lld; ours rule "
+					 "%#llx: readelf cfa r%d%+lld rbp %d%+lld ra %d%+lld; ours "
+					 "rule "
 					 "%d cfa %+lld fp %+d",
-					 (unsigned long long)addr, r->cfa_reg, (long long)r->cfa_off,
-					 r->rbp_rule, (long long)r->rbp_off, r->ra_rule,
-					 (long long)r->ra_off, u ? u->rule : -1,
+					 (unsigned long long)addr, r->cfa_reg,
+					 (long long)r->cfa_off, r->rbp_rule, (long long)r->rbp_off,
+					 r->ra_rule, (long long)r->ra_off, u ? u->rule : -1,
 					 u ? (long long)u->cfa_off : 0LL, u ? u->fp_off : 0);
 		}
 	}
@@ -201,8 +202,8 @@ Test(unwind_rows, start_plt_and_signal_rows)
 		ends += rows[i].rule == SYM_CFA_END;
 		plts += rows[i].rule == SYM_CFA_PLT;
 		if (i && rows[i].rule == SYM_CFA_PLT)
-			cr_expect(rows[i].plt_cut == 10 || rows[i].plt_cut == 11,
-				  "PLT cut %u", rows[i].plt_cut);
+			cr_expect(rows[i].plt_cut == 10 || rows[i].plt_cut == 11, "PLT cut %u",
+				  rows[i].plt_cut);
 	}
 	cr_expect_eq(signals, 1, "libc has %zu signal rows, want 1 (__restore_rt)", signals);
 	cr_expect_geq(ends, 2, "libc's clone/clone3 children are outermost frames");
