@@ -347,6 +347,12 @@ static __always_inline void count_sample(void *counts, struct prof_sample_key *k
 	}
 }
 
+#if defined(__TARGET_ARCH_x86)
+#define CFI_WALKER 1
+#else
+#define CFI_WALKER 0
+#endif
+
 /* ---- the CFI walker ------------------------------------------------------------------- */
 
 #if defined(__TARGET_ARCH_x86)
@@ -729,7 +735,8 @@ int prof_sample(struct bpf_perf_event_data *ctx)
 	if (in_kernel && kernel_stacks)
 		key.kern_stack =
 			capture_stack(ctx, stacks, 0, &key.kern_err, PROF_STAT_KSTACK_FAIL);
-	if (!kthread && !cfi_unwind) {
+	/* Frame pointers: asked for, or no CFI walker for this architecture (x86-64 only). */
+	if (!kthread && (!cfi_unwind || !CFI_WALKER)) {
 		key.user_stack = capture_stack(ctx, stacks, BPF_F_USER_STACK, &key.user_err,
 					       PROF_STAT_USTACK_FAIL);
 		find_leaf_ra(ctx, task, in_kernel, &key);
