@@ -118,7 +118,7 @@ FIX_FP := -O2 -g -fno-omit-frame-pointer -mno-omit-leaf-frame-pointer -fno-inlin
 	-fno-optimize-sibling-calls -fno-pie -no-pie
 FIXTURES := $(FIX)/fpchains $(FIX)/elfsyms $(FIX)/elfsyms-stripped $(FIX)/burn \
 	$(FIX)/inlines $(FIX)/inlines-dwarf4 $(FIX)/jitmap $(FIX)/libcfilib.so $(FIX)/cfichains \
-	$(FIX)/cfichains-stripped
+	$(FIX)/cfichains-stripped $(FIX)/cfichains-lld
 
 fixtures: $(FIXTURES)
 
@@ -180,6 +180,13 @@ $(FIX)/cfichains-stripped: tests/fixtures/cfichains.c $(FIX)/libcfilib.so
 	@echo "  FIXTURE $@"
 	@$(CC) $(FIX_CFI) -rdynamic -pthread -o $@ $< -L$(FIX) -lcfilib \
 		-Wl,-rpath,'$$ORIGIN' -lunwind && strip --strip-all $@
+
+# Linked with lld, which does not page-align segments in the file: the
+# executable mapping starts in the page that ends the read-only segment.
+$(FIX)/cfichains-lld: tests/fixtures/cfichains.c $(FIX)/libcfilib.so
+	@echo "  FIXTURE $@"
+	@$(CC) $(FIX_CFI) -fuse-ld=lld -pthread -o $@ $< -L$(FIX) -lcfilib \
+		-Wl,-rpath,'$$ORIGIN' -lunwind
 
 # ---- tests -----------------------------------------------------------------
 

@@ -409,6 +409,8 @@ static __always_inline int unwind_one(struct walk *w)
 	__u32 lo, hi, n, idx;
 	__u64 vaddr, cfa, ra;
 
+	if (w->pc < 4096)
+		return walk_stop(w, PROF_UW_NO_MAPPING); /* no user state (io_uring workers) */
 	if (!pm || pm->aspace != w->aspace)
 		return walk_stop(w, PROF_UW_SNAPSHOT);
 
@@ -446,7 +448,9 @@ static __always_inline int unwind_one(struct walk *w)
 		 * a CFI step it is real, and the mappings are out of date (dlopen):
 		 * user space re-reads them when it gets the snapshot.
 		 */
-		return walk_stop(w, w->fp_step ? PROF_UW_NO_MAPPING : PROF_UW_SNAPSHOT);
+		return walk_stop(w, w->fp_step || (pm->flags & PROF_PM_INCOMPLETE)
+					    ? PROF_UW_NO_MAPPING
+					    : PROF_UW_SNAPSHOT);
 	}
 	if (xm->kind != PROF_XM_TABLE)
 		return fp_step(w);
@@ -634,6 +638,7 @@ static __always_inline bool cfi_user_stack(struct bpf_perf_event_data *ctx, bool
 		if (!regs) {
 			w->st.nframes = 0;
 			w->stop = PROF_UW_READ_FAILED;
+			stop_inc(PROF_UW_READ_FAILED);
 			return false;
 		}
 		w->pc = BPF_CORE_READ(regs, ip);

@@ -217,8 +217,17 @@ _Static_assert(sizeof(struct prof_exec_map) == 32, "prof_exec_map layout");
 struct prof_proc_maps {
 	__u32 aspace; /* valid only while the pid's current aspace is this one */
 	__u32 n; /* entries in m[], sorted by start */
+	__u32 flags; /* PROF_PM_* */
+	__u32 pad;
 	struct prof_exec_map m[PROF_MAX_EXEC_MAPS];
 };
+
+/*
+ * More executable mappings than fit (anonymous ones are left out first): an
+ * address in none of them is not a reason to send a snapshot, since
+ * re-reading the maps would not help.
+ */
+#define PROF_PM_INCOMPLETE 0x1
 
 /* Bytes of user stack a snapshot carries: 4 pages, starting at sp's page. */
 #define PROF_SNAP_PAGES 4

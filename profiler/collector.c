@@ -483,7 +483,7 @@ static void on_event(void *ctx, const struct prof_event *e)
 	if (!c->unwinder)
 		return;
 	if (e->type == PROF_EV_EXIT) {
-		prof_unwinder__exit(c->unwinder, e->pid);
+		prof_unwinder__exit(c->unwinder, e->pid, e->aspace);
 		return;
 	}
 	if (c->nsyncq == c->capsyncq) {
@@ -503,8 +503,11 @@ static void run_syncs(struct prof_collector *c)
 
 	while (i < c->nsyncq) {
 		struct sync_req r = c->syncq[i++];
+		/* Not re-created if it was collected meanwhile: it is dead. */
+		const struct prof_aspace *as = prof_procs__find(c->procs, r.pid, r.aspace);
 
-		prof_unwinder__sync(c->unwinder, prof_procs__get(c->procs, r.pid, r.aspace));
+		if (as)
+			prof_unwinder__sync(c->unwinder, as);
 		if (now_mono_ns() - start > 20000000ULL || next_timeout_ms(c, now_mono_ns()) == 0)
 			break;
 	}
@@ -751,6 +754,8 @@ static void drain(struct prof_collector *c, bool final)
 	prof_profile__free(c->batch);
 	c->batch = NULL;
 	prof_procs__gc(c->procs, flip_ns);
+	if (c->unwinder)
+		prof_unwinder__sweep(c->unwinder);
 	sym_demangler__trim(c->demangler);
 	if (c->ksyms_missed)
 		maybe_reload_kallsyms(c);

@@ -3,6 +3,7 @@
 
 #include <bpf/bpf.h>
 #include <errno.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -18,6 +19,7 @@ struct utable {
 	uint32_t first, count; /* rows in unwind_rows */
 	bool loaded; /* rows are in the BPF maps */
 	bool no_cfi; /* no usable CFI (or it did not fit): frame pointers */
+	uint64_t retry_ns; /* no room when built: try again after this time (0 = never) */
 	uint32_t refs; /* processes whose proc_maps entry uses it */
 	uint64_t last_used; /* u->tick of the last sync that used it */
 	struct utable *next; /* hash chain */
@@ -274,7 +276,8 @@ static bool table_load(struct prof_unwinder *u, struct utable *t, const struct s
 	struct prof_unwind_row *tmp;
 	uint32_t start, id;
 
-	if (n == 0 || n > u->m.nrows)
+	/* The walker's row search takes 24 steps: 2^24 rows at most per table. */
+	if (n == 0 || n > u->m.nrows || n > (1U << 24))
 		return false;
 	tmp = xmalloc(n * sizeof(*tmp));
 	if (convert_rows(u, rows, n, tmp)) {
@@ -338,6 +341,13 @@ static struct utable *table_get(struct prof_unwinder *u, struct sym_dso *d)
 	uint64_t t0;
 	int err;
 
+	if (t && t->retry_ns && mono_ns() >= t->retry_ns) {
+		/* It did not fit last time: forget it, and try again below. */
+		*pp = t->next;
+		u->ntables--;
+		free(t);
+		t = NULL;
+	}
 	if (t) {
 		t->last_used = u->tick;
 		return t;
@@ -361,6 +371,8 @@ static struct utable *table_get(struct prof_unwinder *u, struct sym_dso *d)
 	u->st.tables_built++;
 	if (err || !table_load(u, t, vrows, n)) {
 		t->no_cfi = true;
+		if (!err) /* no room now (every table in use): not forever */
+			t->retry_ns = mono_ns() + 60 * 1000000000ULL;
 		u->st.files_without_cfi++;
 		pr_debug("unwind: %s: no usable CFI (%s); frame pointers there",
 			 d ? sym_dso__path(d) : "[vdso]", err ? strerror(-err) : "no room");
@@ -373,16 +385,12 @@ static struct utable *table_get(struct prof_unwinder *u, struct sym_dso *d)
 /* ELF virtual address = address - bias, for a mapping with a table. */
 static bool vma_bias(const struct prof_vma *v, uint64_t *bias)
 {
-	uint64_t va;
-
 	if (v->kind == PROF_VMA_VDSO) {
 		*bias = v->start; /* the vDSO's rows are offsets in the mapping */
 		return true;
 	}
-	if (v->kind != PROF_VMA_FILE || !v->dso || sym_dso__offset_to_vaddr(v->dso, v->pgoff, &va))
-		return false;
-	*bias = v->start - va;
-	return true;
+	return v->kind == PROF_VMA_FILE && v->dso &&
+	       sym_dso__load_bias(v->dso, v->start, v->end, v->pgoff, bias) == 0;
 }
 
 /* The table for a mapping, or NULL when it is unwound with frame pointers. */
@@ -419,7 +427,7 @@ static void drop_refs(struct upid *p)
 	p->ntabs = 0;
 }
 
-int prof_unwinder__sync(struct prof_unwinder *u, struct prof_aspace *as)
+int prof_unwinder__sync(struct prof_unwinder *u, const struct prof_aspace *as)
 {
 	struct upid **pp = pid_slot(u, as->pid), *p = *pp;
 	struct prof_proc_maps *val = u->val;
@@ -435,15 +443,19 @@ int prof_unwinder__sync(struct prof_unwinder *u, struct prof_aspace *as)
 	tabs = xcalloc(as->nvmas ? as->nvmas : 1, sizeof(*tabs));
 	memset(val, 0, sizeof(*val));
 	val->aspace = as->id;
+	/* Too many: anonymous (JIT) mappings go first, files are what CFI needs. */
+	bool skip_anon = as->nvmas > PROF_MAX_EXEC_MAPS;
+
 	for (uint32_t i = 0; i < as->nvmas; i++) {
 		const struct prof_vma *v = &as->vmas[i];
 		struct prof_exec_map *xm;
 		struct utable *t;
 		uint64_t bias;
 
-		if (val->n == PROF_MAX_EXEC_MAPS) {
-			u->st.maps_over_limit += as->nvmas - i;
-			break;
+		if ((skip_anon && v->kind == PROF_VMA_ANON) || val->n == PROF_MAX_EXEC_MAPS) {
+			u->st.maps_over_limit++;
+			val->flags |= PROF_PM_INCOMPLETE;
+			continue;
 		}
 		xm = &val->m[val->n++];
 		xm->start = v->start;
@@ -480,15 +492,40 @@ int prof_unwinder__sync(struct prof_unwinder *u, struct prof_aspace *as)
 	return 0;
 }
 
-void prof_unwinder__exit(struct prof_unwinder *u, uint32_t pid)
+void prof_unwinder__exit(struct prof_unwinder *u, uint32_t pid, uint32_t aspace)
 {
 	struct upid **pp = pid_slot(u, pid), *p = *pp;
 
-	if (!p)
+	if (!p || p->aspace != aspace)
 		return;
 	*pp = p->next;
 	drop_refs(p);
 	free(p);
+}
+
+void prof_unwinder__sweep(struct prof_unwinder *u)
+{
+	for (size_t b = 0; b < u->npb; b++) {
+		struct upid **pp = &u->pb[b];
+
+		while (*pp) {
+			struct upid *p = *pp;
+			struct prof_proc_maps *cur = u->val;
+
+			if (kill((pid_t)p->pid, 0) == 0 || errno != ESRCH) {
+				pp = &p->next;
+				continue;
+			}
+			/* BPF deletes the entry at the leader's exit; a missed one goes here. */
+			if (bpf_map_lookup_elem(u->m.proc_maps_fd, &p->pid, cur) == 0 &&
+			    cur->aspace == p->aspace)
+				bpf_map_delete_elem(u->m.proc_maps_fd, &p->pid);
+			*pp = p->next;
+			drop_refs(p);
+			free(p);
+			u->st.procs_swept++;
+		}
+	}
 }
 
 /* ---- finishing snapshots ---------------------------------------------------------------- */

@@ -52,6 +52,7 @@ struct prof_unwinder_stats {
 	uint64_t rows_unsupported; /* rows with a rule the walker does not follow */
 	uint64_t procs_synced; /* proc_maps writes */
 	uint64_t procs_sync_errors; /* ... that failed (map full) */
+	uint64_t procs_swept; /* processes forgotten by prof_unwinder__sweep() */
 	uint64_t maps_over_limit; /* executable mappings beyond PROF_MAX_EXEC_MAPS, left out */
 	uint64_t snapshots; /* snapshots finished in user space */
 	uint64_t snapshot_frames; /* frames they added */
@@ -70,10 +71,20 @@ void prof_unwinder__free(struct prof_unwinder *u);
  * loading the tables of files not seen before. Nothing is written when
  * the entry is already the one for (@as->id, @as->maps_gen). 0 or -errno.
  */
-int prof_unwinder__sync(struct prof_unwinder *u, struct prof_aspace *as);
+int prof_unwinder__sync(struct prof_unwinder *u, const struct prof_aspace *as);
 
-/* The process is gone: its tables may be evicted now. */
-void prof_unwinder__exit(struct prof_unwinder *u, uint32_t pid);
+/*
+ * The address space @aspace of @pid is gone (exit, or exec): its tables may
+ * be evicted now. A newer address space of the pid is left alone.
+ */
+void prof_unwinder__exit(struct prof_unwinder *u, uint32_t pid, uint32_t aspace);
+
+/*
+ * Forgets processes that are gone without an exit event (the leader
+ * exited first, a lost event): drops their table references and their
+ * proc_maps entries. O(processes) kill(pid, 0) calls; run it once a drain.
+ */
+void prof_unwinder__sweep(struct prof_unwinder *u);
 
 /*
  * Finishes the walk of @snap in @as: copies the frames the kernel found to

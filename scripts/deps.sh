@@ -7,7 +7,7 @@ PKGS=(
 	make gcc clang llvm libclang-rt-14-dev pkg-config bpftool
 	libbpf-dev libelf-dev libdw-dev zlib1g-dev libzstd-dev
 	libmicrohttpd-dev libprotobuf-c-dev protobuf-c-compiler libjansson-dev libcurl4-openssl-dev
-	libcriterion-dev libunwind-dev libiberty-dev elfutils binutils
+	libcriterion-dev libunwind-dev libiberty-dev elfutils binutils lld
 	golang-go linux-perf procps time curl nodejs libxml2-utils
 )
 

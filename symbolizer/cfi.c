@@ -528,10 +528,10 @@ int sym_unwind_rows_from_elf(Elf *elf, struct sym_unwind_row **rows, size_t *nro
 		uint64_t lo = fr[i].lo > covered ? fr[i].lo : covered;
 		struct sym_unwind_row gap = {.rule = SYM_CFA_NONE};
 
-		if (lo >= fr[i].hi)
-			continue; /* overlapped by a preferred range */
-		fde_rows(&fr[i], lo, &rv, st);
-		covered = fr[i].hi;
+		if (lo < fr[i].hi) { /* else overlapped by a preferred range */
+			fde_rows(&fr[i], lo, &rv, st);
+			covered = fr[i].hi;
+		}
 		/* A gap up to the next range gets a row saying "no CFI here". */
 		gap.pc = covered;
 		if (i + 1 == nfr || fr[i + 1].lo > covered)

@@ -572,6 +572,30 @@ int sym_dso__offset_to_vaddr(struct sym_dso *d, uint64_t file_offset, uint64_t *
 	return 0;
 }
 
+int sym_dso__load_bias(struct sym_dso *d, uint64_t start, uint64_t end, uint64_t pgoff,
+		       uint64_t *bias)
+{
+	if (!d->elf_ok)
+		return -EINVAL;
+	/*
+	 * The segment whose file bytes this mapping starts in or covers. Linkers
+	 * that do not page-align segments in the file (lld) have the mapping
+	 * start in the page that also holds the end of the previous segment:
+	 * the executable segment whose first page is pgoff is the one mapped.
+	 */
+	for (size_t i = 0; i < d->nsegs; i++) {
+		const struct dso_seg *s = &d->segs[i];
+		uint64_t page = s->off & ~4095ULL;
+
+		/* The mapping's file range overlaps the segment's. */
+		if (!s->exec || page >= pgoff + (end - start) || s->off + s->filesz <= pgoff)
+			continue;
+		*bias = start + (s->off - pgoff) - s->vaddr;
+		return 0;
+	}
+	return -ENOENT;
+}
+
 /* ---- symbol tables ----------------------------------------------------------- */
 
 /* A function symbol read from the table, before aliases are folded. */

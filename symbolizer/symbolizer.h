@@ -193,6 +193,15 @@ uint64_t sym_dso__identity(const struct sym_dso *d);
 int sym_dso__offset_to_vaddr(struct sym_dso *d, uint64_t file_offset, uint64_t *vaddr);
 
 /*
+ * The load bias of an executable mapping [@start, @end) of the file at
+ * offset @pgoff: ELF virtual address = address - *@bias, from the
+ * executable PT_LOAD segment the mapping holds. 0, or -ENOENT when it holds
+ * none, -EINVAL for a file that is not ELF.
+ */
+int sym_dso__load_bias(struct sym_dso *d, uint64_t start, uint64_t end, uint64_t pgoff,
+		       uint64_t *bias);
+
+/*
  * Resolves a file offset (address - mapping start + mapping pgoff) to the
  * symbol containing it. The symbol table is loaded on first use.
  * Returns 0, or -ENOENT with r->vaddr still set when no symbol covers it,

@@ -431,6 +431,37 @@ Test(unwind, mix_chains_exact, .timeout = 120)
 	check_mix("fixtures/cfichains");
 }
 
+/*
+ * The same on a binary linked with lld, whose executable segment does not
+ * start on a page boundary in the file: the load bias must come from the
+ * segment, not from the mapping's page offset (off by 4 KiB otherwise).
+ */
+Test(unwind, lld_linked_binary, .timeout = 120)
+{
+	char fix[256];
+	char *argv[] = {"/usr/bin/readelf", "-l", "-W", fix, NULL};
+	struct strbuf out = STRBUF_INIT;
+	bool unaligned = false;
+	char *line, *save;
+
+	test_build_path("fixtures/cfichains-lld", fix, sizeof(fix));
+	cr_assert_eq(test_run(argv, &out, NULL, 20000), 0, "readelf -l %s", fix);
+	for (line = strtok_r(out.buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		unsigned long long off;
+
+		/* "  LOAD 0x0128a0 0x... ... R E 0x1000" */
+		if (strstr(line, "LOAD") && strstr(line, " R E ") &&
+		    sscanf(line, " LOAD %llx", &off) == 1 && (off & 4095))
+			unaligned = true;
+	}
+	strbuf_release(&out);
+	cr_assert(unaligned,
+		  "%s: the executable segment is page-aligned in the file: the "
+		  "fixture no longer tests lld's layout",
+		  fix);
+	check_mix("fixtures/cfichains-lld");
+}
+
 /* The same on a binary with no .symtab and no debug sections: .eh_frame alone. */
 Test(unwind, stripped_eh_frame_only, .timeout = 120)
 {
