@@ -30,6 +30,9 @@
 /* Room for a synthesized "module+0xoffset" name. */
 #define SYNTH_LEN 96
 
+/* Snapshots kept for later (each up to 20 KiB); beyond, finished at once. */
+#define MAX_DEFERRED 128
+
 /* Kernel addresses start here on x86-64 and arm64 (48-bit VA). */
 #define KERNEL_START 0xffff800000000000ULL
 
@@ -60,6 +63,9 @@ struct prof_collector {
 	/* Snapshot samples finished in user space, counted at the next drain. */
 	struct pending_sample **pending;
 	size_t npending, cappending;
+	/* Snapshots waiting to be finished (see on_snapshot). */
+	struct prof_snapshot *deferred[MAX_DEFERRED];
+	size_t ndeferred;
 	/*
 	 * Address spaces whose mappings are still to be written to the BPF
 	 * maps: done between drains in slices (building tables for every
@@ -494,6 +500,7 @@ static void on_event(void *ctx, const struct prof_event *e)
 }
 
 static int next_timeout_ms(struct prof_collector *c, uint64_t now);
+static void finish_deferred(struct prof_collector *c, uint64_t deadline_ns);
 
 /* Works through the sync queue for at most 20 ms, or until a drain is due. */
 static void run_syncs(struct prof_collector *c)
@@ -501,6 +508,7 @@ static void run_syncs(struct prof_collector *c)
 	uint64_t start = now_mono_ns();
 	size_t i = 0;
 
+	finish_deferred(c, start + 20000000ULL);
 	while (i < c->nsyncq) {
 		struct sync_req r = c->syncq[i++];
 		/* Not re-created if it was collected meanwhile: it is dead. */
@@ -520,17 +528,14 @@ static void run_syncs(struct prof_collector *c)
  * now (reading the maps and loading tables as needed), and have the
  * process's mappings in the BPF maps for its next samples.
  */
-static void on_snapshot(void *ctx, const struct prof_snapshot *snap)
+static void finish_snapshot(struct prof_collector *c, const struct prof_snapshot *snap)
 {
-	struct prof_collector *c = ctx;
 	struct prof_aspace *as;
 	struct pending_sample *ps;
 	uint64_t ufr[PROF_MAX_STACK_DEPTH] = {0};
 	uint32_t nu = 0, nk;
 	enum prof_uw_stop why;
 
-	if (!c->unwinder)
-		return;
 	as = prof_procs__get(c->procs, snap->key.pid, snap->key.aspace);
 	why = prof_unwinder__finish(c->unwinder, c->procs, as, snap, ufr, &nu);
 	prof_unwinder__sync(c->unwinder, as);
@@ -547,6 +552,46 @@ static void on_snapshot(void *ctx, const struct prof_snapshot *snap)
 		c->pending = xrealloc(c->pending, c->cappending * sizeof(*c->pending));
 	}
 	c->pending[c->npending++] = ps;
+}
+
+/* Finishes deferred snapshots, all of them, or until @deadline_ns (CLOCK_MONOTONIC). */
+static void finish_deferred(struct prof_collector *c, uint64_t deadline_ns)
+{
+	size_t i = 0;
+
+	while (i < c->ndeferred) {
+		finish_snapshot(c, c->deferred[i]);
+		free(c->deferred[i++]);
+		if (deadline_ns && now_mono_ns() > deadline_ns)
+			break;
+	}
+	memmove(c->deferred, c->deferred + i, (c->ndeferred - i) * sizeof(*c->deferred));
+	c->ndeferred -= i;
+}
+
+/*
+ * Finishing a snapshot may build unwind tables (libc: 15 ms): that waits
+ * for the slices between drains, or for the drain after its flip, so that
+ * the flip a window waits for is not late. Only the part of the record in
+ * use is copied; beyond MAX_DEFERRED they are finished at once.
+ */
+static void on_snapshot(void *ctx, const struct prof_snapshot *snap)
+{
+	struct prof_collector *c = ctx;
+	size_t len = offsetof(struct prof_snapshot, stack) +
+		     (snap->stack_len < PROF_SNAP_STACK ? snap->stack_len : PROF_SNAP_STACK);
+	struct prof_snapshot *copy;
+
+	if (!c->unwinder)
+		return;
+	if (c->ndeferred == MAX_DEFERRED) {
+		finish_snapshot(c, snap);
+		return;
+	}
+	/* The stack words are read at stack[sp - stack_base ...], within len. */
+	copy = xmalloc(len);
+	memcpy(copy, snap, len);
+	c->deferred[c->ndeferred++] = copy;
 }
 
 /* Counts the snapshot samples into the batch being drained. */
@@ -717,6 +762,8 @@ static void drain(struct prof_collector *c, bool final)
 	prof_sampler__consume_events(c->sampler, on_event, on_snapshot, c);
 	c->batch = prof_profile__new(c->period_ns);
 	n = prof_sampler__drain(c->sampler, on_sample, c, &flip_ns);
+	/* After the flip, before their address spaces can be collected. */
+	finish_deferred(c, 0);
 	feed_pending(c);
 	c->last_flip_ns = flip_ns;
 	/* Wall time of the flip itself, not of the end of symbolization. */
@@ -793,8 +840,8 @@ static void *collector_main(void *arg)
 		int timeout = next_timeout_ms(c, now);
 		bool stopping;
 
-		if (c->nsyncq)
-			timeout = 0; /* poll, and get on with the queue */
+		if (c->nsyncq || c->ndeferred)
+			timeout = 0; /* poll, and get on with the queues */
 
 		if (timeout >= 0) {
 			int k = epoll_wait(c->epfd, ev, ARRAY_SIZE(ev), timeout);
@@ -823,7 +870,7 @@ static void *collector_main(void *arg)
 			drain(c, stopping);
 		if (stopping)
 			break;
-		if (c->nsyncq)
+		if (c->nsyncq || c->ndeferred)
 			run_syncs(c);
 	}
 	pthread_mutex_lock(&c->lock);
@@ -1021,6 +1068,8 @@ void prof_collector__free(struct prof_collector *c)
 	free(c->pending);
 	prof_unwinder__free(c->unwinder);
 	free(c->syncq);
+	for (size_t i = 0; i < c->ndeferred; i++)
+		free(c->deferred[i]);
 	prof_sampler__free(c->sampler);
 	prof_procs__free(c->procs);
 	sym_dsos__free(c->dsos);
