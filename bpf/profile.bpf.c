@@ -91,12 +91,12 @@ struct {
 
 /*
  * The unwind rows of every loaded file, one after the other; user space
- * writes them through mmap and allocates ranges (profiler/unwind.c).
+ * allocates ranges and writes them with batch updates (profiler/unwind.c).
+ * Not mmap'ed: every page of a mapped BPF array counts in the agent's RSS.
  * Size set before load (--unwind-rows).
  */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(map_flags, BPF_F_MMAPABLE);
 	__type(key, __u32);
 	__type(value, struct prof_unwind_row);
 	__uint(max_entries, 1 << 20);
@@ -126,7 +126,7 @@ struct {
 /* Stacks of new processes, unwound in user space (struct prof_snapshot). */
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 4 << 20);
+	__uint(max_entries, 1 << 20); /* ~50 snapshots; user space copies them out at once */
 } snapshots SEC(".maps");
 
 /* The walker's state: too big for the BPF stack. */

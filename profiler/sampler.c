@@ -7,7 +7,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -36,8 +35,7 @@ struct prof_sampler {
 	prof_event_fn ev_fn;
 	prof_snapshot_fn snap_fn;
 	void *ev_ctx;
-	struct prof_unwind_row *rows; /* unwind_rows, mmap'ed; NULL in frame-pointer mode */
-	size_t rows_bytes;
+	bool cfi; /* the CFI maps are in use */
 	uint32_t nrows;
 
 	/* Drain scratch, reused between drains. */
@@ -324,15 +322,7 @@ struct prof_sampler *prof_sampler__open(const struct prof_sampler_opts *opts)
 			pr_err("opening the snapshot ring buffer: %s", strerror(-err));
 			goto fail;
 		}
-		s->rows_bytes = (size_t)s->nrows * sizeof(struct prof_unwind_row);
-		s->rows = mmap(NULL, s->rows_bytes, PROT_READ | PROT_WRITE, MAP_SHARED,
-			       bpf_map__fd(s->skel->maps.unwind_rows), 0);
-		if (s->rows == MAP_FAILED) {
-			err = -errno;
-			s->rows = NULL;
-			pr_err("mapping the unwind rows: %s", strerror(-err));
-			goto fail;
-		}
+		s->cfi = true;
 	}
 	err = attach_cpus(s, opts->freq);
 	if (err)
@@ -351,8 +341,6 @@ void prof_sampler__free(struct prof_sampler *s)
 	for (int i = s->nlinks - 1; i >= 0; i--)
 		bpf_link__destroy(s->links[i]);
 	ring_buffer__free(s->rb);
-	if (s->rows)
-		munmap(s->rows, s->rows_bytes);
 	profile_bpf__destroy(s->skel);
 	free(s->links);
 	free(s->keys);
@@ -389,9 +377,9 @@ int prof_sampler__consume_events(struct prof_sampler *s, prof_event_fn fn, prof_
 
 bool prof_sampler__unwind_maps(const struct prof_sampler *s, struct prof_unwind_maps *out)
 {
-	if (!s->rows)
+	if (!s->cfi)
 		return false;
-	out->rows = s->rows;
+	out->rows_fd = bpf_map__fd(s->skel->maps.unwind_rows);
 	out->nrows = s->nrows;
 	out->tables_fd = bpf_map__fd(s->skel->maps.unwind_tables);
 	out->ntables = bpf_map__max_entries(s->skel->maps.unwind_tables);

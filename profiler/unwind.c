@@ -268,6 +268,24 @@ static uint64_t mono_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
 }
 
+/* Writes @n rows at index @start of unwind_rows, in batches of 1024. 0 or -errno. */
+static int write_rows(struct prof_unwinder *u, uint32_t start, struct prof_unwind_row *rows,
+		      uint32_t n)
+{
+	uint32_t keys[1024];
+
+	for (uint32_t done = 0; done < n;) {
+		__u32 count = n - done < 1024 ? n - done : 1024;
+
+		for (uint32_t i = 0; i < count; i++)
+			keys[i] = start + done + i;
+		if (bpf_map_update_batch(u->m.rows_fd, keys, rows + done, &count, NULL))
+			return -errno;
+		done += count;
+	}
+	return 0;
+}
+
 /* Loads @rows (converted) as table @t; false when there is no room. */
 static bool table_load(struct prof_unwinder *u, struct utable *t, const struct sym_unwind_row *rows,
 		       size_t n)
@@ -307,7 +325,13 @@ static bool table_load(struct prof_unwinder *u, struct utable *t, const struct s
 		}
 		id = u->free_ids[--u->nfree_ids];
 	}
-	memcpy(u->m.rows + start, tmp, n * sizeof(*tmp));
+	if (write_rows(u, start, tmp, (uint32_t)n)) {
+		rows_release(u, start, (uint32_t)n);
+		u->free_ids = xrealloc(u->free_ids, (u->nfree_ids + 1) * sizeof(*u->free_ids));
+		u->free_ids[u->nfree_ids++] = id;
+		free(tmp);
+		return false;
+	}
 	free(tmp);
 	/* The rows are in place before the walker can see the range. */
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
@@ -573,7 +597,7 @@ static enum prof_uw_stop step(struct prof_unwinder *u, struct prof_procs *procs,
 {
 	uint64_t look = w->exact ? w->pc : w->pc - 1;
 	const struct prof_vma *v = prof_procs__find_vma(procs, as, look);
-	const struct prof_unwind_row *rows, *row;
+	struct prof_unwind_row row_mem, *row = &row_mem;
 	struct utable *t;
 	uint64_t bias, vaddr, cfa, ra;
 	size_t lo, hi;
@@ -586,20 +610,28 @@ static enum prof_uw_stop step(struct prof_unwinder *u, struct prof_procs *procs,
 	vaddr = look - bias;
 	if (vaddr > UINT32_MAX)
 		return PROF_UW_NOT_IN_TABLE;
-	rows = u->m.rows + t->first;
+	/* The same rows the kernel reads, one lookup per step (snapshots are rare). */
 	lo = 0;
 	hi = t->count;
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
+		uint32_t key = t->first + (uint32_t)mid;
 
-		if (rows[mid].pc <= (uint32_t)vaddr)
+		if (bpf_map_lookup_elem(u->m.rows_fd, &key, row))
+			return PROF_UW_NOT_IN_TABLE;
+		if (row->pc <= (uint32_t)vaddr)
 			lo = mid + 1;
 		else
 			hi = mid;
 	}
 	if (lo == 0)
 		return fp_step(w);
-	row = &rows[lo - 1];
+	{
+		uint32_t key = t->first + (uint32_t)(lo - 1);
+
+		if (bpf_map_lookup_elem(u->m.rows_fd, &key, row))
+			return PROF_UW_NOT_IN_TABLE;
+	}
 	switch (row->rule) {
 	case PROF_UW_SP:
 		cfa = w->sp + (int64_t)row->cfa_off8 * 8;

@@ -33,7 +33,7 @@
 
 /* The BPF maps the unwinder fills (from the sampler; borrowed). */
 struct prof_unwind_maps {
-	struct prof_unwind_row *rows; /* `unwind_rows`, mmap'ed read-write */
+	int rows_fd; /* `unwind_rows` */
 	uint32_t nrows; /* its entries */
 	int tables_fd; /* `unwind_tables` */
 	uint32_t ntables; /* its entries */
