@@ -137,6 +137,12 @@ struct walk {
 	__u32 exact; /* pc is not a return address: look it up as is, not pc - 1 */
 	__u32 fp_step; /* the current pc came from a frame-pointer step */
 	__u32 tmp; /* laundering of indexes, see unwind_one() */
+	/*
+	 * The last lookup: recursion returns to the same address frame after
+	 * frame, and its row is reused (a 230-deep recursion costs one search).
+	 */
+	__u64 last_look;
+	struct prof_unwind_row last_row;
 	struct prof_stack st;
 };
 
@@ -411,6 +417,10 @@ static __always_inline int unwind_one(struct walk *w)
 
 	if (w->pc < 4096)
 		return walk_stop(w, PROF_UW_NO_MAPPING); /* no user state (io_uring workers) */
+	if (look == w->last_look) {
+		row = &w->last_row;
+		goto apply;
+	}
 	if (!pm || pm->aspace != w->aspace)
 		return walk_stop(w, PROF_UW_SNAPSHOT);
 
@@ -488,7 +498,10 @@ static __always_inline int unwind_one(struct walk *w)
 	row = bpf_map_lookup_elem(&unwind_rows, &idx);
 	if (!row)
 		return walk_stop(w, PROF_UW_NOT_IN_TABLE);
+	w->last_look = look;
+	w->last_row = *row;
 
+apply:
 	switch (row->rule) {
 	case PROF_UW_SP:
 		cfa = w->sp + (__s64)row->cfa_off8 * 8;
@@ -647,6 +660,7 @@ static __always_inline bool cfi_user_stack(struct bpf_perf_event_data *ctx, bool
 	}
 	w->tgid = key->pid;
 	w->aspace = key->aspace;
+	w->last_look = 0;
 	w->stop = PROF_UW_RUNNING;
 	w->exact = 1;
 	w->fp_step = 0;
