@@ -635,7 +635,8 @@ static void agent_status(void *ctx, struct strbuf *out)
 			    "unwind_frames_cfi %llu\nunwind_frames_fp %llu\n"
 			    "unwind_frames_signal %llu\nunwind_tables %llu\nunwind_rows %llu\n"
 			    "unwind_rows_capacity %llu\nunwind_files_without_cfi %llu\n"
-			    "unwind_tables_evicted %llu\nunwind_snapshots_finished %llu\n",
+			    "unwind_tables_evicted %llu\nunwind_snapshots_finished %llu\n"
+			    "unwind_row_copy_bytes %llu\n",
 			    (unsigned long long)st.bpf[PROF_STAT_UW_CFI_FRAMES],
 			    (unsigned long long)st.bpf[PROF_STAT_UW_FP_FRAMES],
 			    (unsigned long long)st.bpf[PROF_STAT_UW_SIGNAL_FRAMES],
@@ -644,7 +645,8 @@ static void agent_status(void *ctx, struct strbuf *out)
 			    (unsigned long long)st.unwind.rows_capacity,
 			    (unsigned long long)st.unwind.files_without_cfi,
 			    (unsigned long long)st.unwind.tables_evicted,
-			    (unsigned long long)st.unwind.snapshots);
+			    (unsigned long long)st.unwind.snapshots,
+			    (unsigned long long)st.unwind.row_copy_bytes);
 }
 
 /* One metric family: HELP and TYPE, then the sample (without labels). */

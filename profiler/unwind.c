@@ -22,8 +22,17 @@ struct utable {
 	uint64_t retry_ns; /* no room when built: try again after this time (0 = never) */
 	uint32_t refs; /* processes whose proc_maps entry uses it */
 	uint64_t last_used; /* u->tick of the last sync that used it */
+	/* A copy of the rows for the user-space walker (LRU, COPY_BUDGET), or NULL. */
+	struct prof_unwind_row *copy;
+	uint64_t copy_used; /* u->tick of its last use */
 	struct utable *next; /* hash chain */
 };
+
+/*
+ * Bytes of row copies kept for finishing snapshots (one syscall per row
+ * read would cost ~600 syscalls per snapshot): libc's rows are 226 KB.
+ */
+#define COPY_BUDGET (2u << 20)
 
 struct upid {
 	uint32_t pid;
@@ -50,6 +59,7 @@ struct prof_unwinder {
 	size_t nfree_ids;
 	uint32_t next_id; /* ids below it have been handed out */
 	uint64_t tick;
+	uint64_t copy_bytes; /* in utable.copy arrays */
 	struct prof_proc_maps *val; /* scratch for proc_maps writes */
 	struct prof_unwinder_stats st;
 };
@@ -202,9 +212,77 @@ static void table_evict(struct prof_unwinder *u, struct utable *t)
 		u->st.rows_used -= t->count;
 		u->st.tables_evicted++;
 	}
+	if (t->copy) {
+		u->copy_bytes -= (uint64_t)t->count * sizeof(*t->copy);
+		free(t->copy);
+	}
 	*pp = t->next;
 	u->ntables--;
 	free(t);
+}
+
+/* Drops row copies, least recently used first, until @need more bytes fit. */
+static void copies_make_room(struct prof_unwinder *u, uint64_t need, const struct utable *keep)
+{
+	while (u->copy_bytes + need > COPY_BUDGET) {
+		struct utable *victim = NULL;
+
+		for (size_t b = 0; b < u->ntb; b++)
+			for (struct utable *t = u->tb[b]; t; t = t->next)
+				if (t->copy && t != keep &&
+				    (!victim || t->copy_used < victim->copy_used))
+					victim = t;
+		if (!victim)
+			return;
+		u->copy_bytes -= (uint64_t)victim->count * sizeof(*victim->copy);
+		free(victim->copy);
+		victim->copy = NULL;
+	}
+}
+
+/* Keeps @rows (malloc'ed, @t->count of them) as @t's copy, or frees them. */
+static void keep_copy(struct prof_unwinder *u, struct utable *t, struct prof_unwind_row *rows)
+{
+	uint64_t bytes = (uint64_t)t->count * sizeof(*rows);
+
+	copies_make_room(u, bytes, t);
+	if (u->copy_bytes + bytes > COPY_BUDGET) {
+		free(rows);
+		return;
+	}
+	t->copy = rows;
+	t->copy_used = u->tick;
+	u->copy_bytes += bytes;
+}
+
+/* @t's rows in memory, read back from the BPF array when not cached; NULL on failure. */
+static const struct prof_unwind_row *table_rows(struct prof_unwinder *u, struct utable *t)
+{
+	struct prof_unwind_row *rows;
+	uint32_t *keys, prev = t->first - 1, out;
+	__u32 count = t->count;
+
+	if (t->copy) {
+		t->copy_used = u->tick;
+		return t->copy;
+	}
+	if ((uint64_t)t->count * sizeof(*rows) > COPY_BUDGET)
+		return NULL;
+	rows = xmalloc((size_t)t->count * sizeof(*rows));
+	keys = xmalloc((size_t)t->count * sizeof(*keys));
+	/* Array batches continue after the key given: start after first - 1. */
+	if (bpf_map_lookup_batch(u->m.rows_fd, t->first ? &prev : NULL, &out, keys, rows, &count,
+				 NULL) &&
+	    errno != ENOENT) {
+		count = 0;
+	}
+	free(keys);
+	if (count != t->count) {
+		free(rows);
+		return NULL;
+	}
+	keep_copy(u, t, rows);
+	return t->copy;
 }
 
 /* Evicts the least recently used table that no process uses; false when there is none. */
@@ -332,7 +410,6 @@ static bool table_load(struct prof_unwinder *u, struct utable *t, const struct s
 		free(tmp);
 		return false;
 	}
-	free(tmp);
 	/* The rows are in place before the walker can see the range. */
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
 	where = (struct prof_unwind_table){start, (uint32_t)n};
@@ -340,12 +417,14 @@ static bool table_load(struct prof_unwinder *u, struct utable *t, const struct s
 		rows_release(u, start, (uint32_t)n);
 		u->free_ids = xrealloc(u->free_ids, (u->nfree_ids + 1) * sizeof(*u->free_ids));
 		u->free_ids[u->nfree_ids++] = id;
+		free(tmp);
 		return false;
 	}
 	t->id = id;
 	t->first = start;
 	t->count = (uint32_t)n;
 	t->loaded = true;
+	keep_copy(u, t, tmp); /* new tables are the ones snapshots need next */
 	u->st.tables++;
 	u->st.rows_used += n;
 	return true;
@@ -598,6 +677,7 @@ static enum prof_uw_stop step(struct prof_unwinder *u, struct prof_procs *procs,
 	uint64_t look = w->exact ? w->pc : w->pc - 1;
 	const struct prof_vma *v = prof_procs__find_vma(procs, as, look);
 	struct prof_unwind_row row_mem, *row = &row_mem;
+	const struct prof_unwind_row *rows;
 	struct utable *t;
 	uint64_t bias, vaddr, cfa, ra;
 	size_t lo, hi;
@@ -610,9 +690,24 @@ static enum prof_uw_stop step(struct prof_unwinder *u, struct prof_procs *procs,
 	vaddr = look - bias;
 	if (vaddr > UINT32_MAX)
 		return PROF_UW_NOT_IN_TABLE;
-	/* The same rows the kernel reads, one lookup per step (snapshots are rare). */
+	/* The same rows the kernel reads: a cached copy, else one lookup per step. */
 	lo = 0;
 	hi = t->count;
+	rows = table_rows(u, t);
+	while (rows && lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (rows[mid].pc <= (uint32_t)vaddr)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (rows) {
+		if (lo == 0)
+			return fp_step(w);
+		row_mem = rows[lo - 1];
+		goto apply;
+	}
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
 		uint32_t key = t->first + (uint32_t)mid;
@@ -632,6 +727,7 @@ static enum prof_uw_stop step(struct prof_unwinder *u, struct prof_procs *procs,
 		if (bpf_map_lookup_elem(u->m.rows_fd, &key, row))
 			return PROF_UW_NOT_IN_TABLE;
 	}
+apply:
 	switch (row->rule) {
 	case PROF_UW_SP:
 		cfa = w->sp + (int64_t)row->cfa_off8 * 8;
@@ -721,4 +817,5 @@ enum prof_uw_stop prof_unwinder__finish(struct prof_unwinder *u, struct prof_pro
 void prof_unwinder__stats(const struct prof_unwinder *u, struct prof_unwinder_stats *out)
 {
 	*out = u->st;
+	out->row_copy_bytes = u->copy_bytes;
 }

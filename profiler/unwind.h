@@ -54,6 +54,7 @@ struct prof_unwinder_stats {
 	uint64_t procs_sync_errors; /* ... that failed (map full) */
 	uint64_t procs_swept; /* processes forgotten by prof_unwinder__sweep() */
 	uint64_t maps_over_limit; /* executable mappings beyond PROF_MAX_EXEC_MAPS, left out */
+	uint64_t row_copy_bytes; /* rows kept in memory for finishing snapshots (max 2 MiB) */
 	uint64_t snapshots; /* snapshots finished in user space */
 	uint64_t snapshot_frames; /* frames they added */
 	uint64_t snapshot_stops[PROF_UW__COUNT]; /* how those walks ended */
