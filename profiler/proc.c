@@ -27,9 +27,11 @@ struct prof_procs {
 	struct prof_procs_stats stats;
 };
 
+/* By pid alone: every address space of a pid is in one chain (see kill_pid). */
 static size_t bucket_of(const struct prof_procs *t, uint32_t pid, uint32_t id)
 {
-	return hash_u64((uint64_t)pid << 32 | id, 0x9e3779b9) & (t->nbuckets - 1);
+	(void)id;
+	return hash_u64(pid, 0x9e3779b9) & (t->nbuckets - 1);
 }
 
 struct prof_procs *prof_procs__new(struct sym_dsos *dsos)
@@ -298,14 +300,10 @@ static struct prof_aspace *insert(struct prof_procs *t, uint32_t pid, uint32_t i
 /* Marks every live address space of @pid but @keep_id as dead at @now. */
 static void kill_pid(struct prof_procs *t, uint32_t pid, uint32_t keep_id, uint64_t now)
 {
-	/*
-	 * O(buckets): exec and exit are rare next to samples, and the table
-	 * holds a few thousand entries at most.
-	 */
-	for (size_t b = 0; b < t->nbuckets; b++)
-		for (struct prof_aspace *as = t->buckets[b]; as; as = as->next)
-			if (as->pid == pid && as->id != keep_id && !as->dead_ns)
-				as->dead_ns = now;
+	/* One chain: buckets are chosen by pid. */
+	for (struct prof_aspace *as = t->buckets[bucket_of(t, pid, 0)]; as; as = as->next)
+		if (as->pid == pid && as->id != keep_id && !as->dead_ns)
+			as->dead_ns = now;
 }
 
 void prof_procs__event(struct prof_procs *t, const struct prof_event *e)
