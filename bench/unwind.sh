@@ -109,6 +109,7 @@ t1=$(awk '{print $14 + $15}' "/proc/$AG_PID/stat")
 read -r ns1 maps < <(our_progs)
 unw_memlock "$maps" > "$OUT/agent.unwmem"
 hwm=$(awk '/^VmHWM/ {print $2}' "/proc/$AG_PID/status")
+curl -s --max-time 5 "http://127.0.0.1:$PORT/healthz" > "$OUT/agent.healthz" || true
 kill -TERM "$AG_PID"; wait "$AG_PID" || true
 wl_wait agent; agent_rate=$RATE
 tck=$(getconf CLK_TCK)
@@ -178,4 +179,6 @@ awk -v bt="$bt" -v at="$at" -v dt="$dt" -v bm="$bm" -v am="$am" -v dm="$dm" -v b
 	printf "ratio bytes written      bpfprof / perf dwarf: %.4f\n", (ds > 0 ? bs/ds : 0)
 	printf "completeness             bpfprof %.1f %%, perf dwarf %.1f %%\n", (bn ? 100*bo/bn : 0), (dn ? 100*do_/dn : 0)
 }'
+awk '/^unwind_tables / {t=$2} /^unwind_rows / {r=$2} /^unwind_rows_capacity / {c=$2}
+	END {if (t != "") printf "agent: unwind tables for every file mapped on the machine: %d files, %d rows, %.1f MB in use of %.1f MB\n", t, r, r*8/1e6, c*8/1e6}' "$OUT/agent.healthz"
 echo "baseline workload rate: $base_rate leaf iterations/s"
