@@ -519,6 +519,8 @@ int sym_unwind_rows_from_elf(Elf *elf, struct sym_unwind_row **rows, size_t *nro
 				  (struct fde_range){sh.sh_addr, sh.sh_addr + sh.sh_size, NULL, 2});
 	}
 	if (nfr == 0) {
+		if (eh_cfi)
+			dwarf_cfi_end(eh_cfi); /* dwarf_getcfi_elf()'s is ours; dw owns dbg_cfi */
 		if (dw)
 			dwarf_end(dw);
 		return -ENODATA;
@@ -538,6 +540,8 @@ int sym_unwind_rows_from_elf(Elf *elf, struct sym_unwind_row **rows, size_t *nro
 			push_row(&rv, &gap);
 	}
 	free(fr);
+	if (eh_cfi)
+		dwarf_cfi_end(eh_cfi);
 	if (dw)
 		dwarf_end(dw);
 	*rows = rv.v;
