@@ -121,6 +121,7 @@ void prof_unwinder__free(struct prof_unwinder *u)
 	for (size_t b = 0; b < u->ntb; b++) {
 		for (struct utable *t = u->tb[b], *next; t; t = next) {
 			next = t->next;
+			free(t->copy);
 			free(t);
 		}
 	}
