@@ -574,7 +574,8 @@ static void encode_body(struct wtabs *w, const struct prof_profile *p, struct st
 	put_uv(body, p->period_ns > 0 ? (uint64_t)p->period_ns : 0);
 	for (i = 0; i < NTABS - 1; i++) {
 		put_uv(body, nnew[i]);
-		strbuf_add(body, sec[i].buf, sec[i].len);
+		if (sec[i].len) /* an empty strbuf has no buffer: memcpy from NULL is UB */
+			strbuf_add(body, sec[i].buf, sec[i].len);
 		bs->nnew[i] = nnew[i];
 		bs->bytes[i] = sec[i].len;
 		strbuf_release(&sec[i]);
