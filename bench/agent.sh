@@ -48,11 +48,16 @@ smaps_by_map() {
 	awk '/^[0-9a-f]+-[0-9a-f]+ / { name = NF >= 6 ? $6 : "[anon]" } /^Rss:/ { r[name] += $2 }
 		END { for (n in r) print n, r[n] }' /proc/$AGENT/smaps
 }
-# One line: t VmRSS heap_in_use heap_free RssAnon RssFile RssShmem Private_Dirty (kB, bytes).
+# One line: t VmRSS heap_in_use heap_free RssAnon RssFile RssShmem Private_Dirty
+# symtab_bytes dwarf_bytes store_table_bytes (kB from /proc, bytes from /metrics).
 while [ $(( $(date +%s) - t0 )) -lt "$D" ]; do
 	el=$(( $(date +%s) - t0 ))
-	echo "$el $(awk '/VmRSS/ {print $2}' /proc/$AGENT/status) $(curl -sf "http://127.0.0.1:$PORT/metrics" |
-		awk '/^bpfprof_heap_bytes\{state="in_use"\}/ {u = $2} /^bpfprof_heap_bytes\{state="free"\}/ {f = $2} END {print u + 0, f + 0}') $(awk '/^RssAnon|^RssFile|^RssShmem/ {printf "%s ", $2}' /proc/$AGENT/status)$(awk '/^Private_Dirty/ {print $2}' /proc/$AGENT/smaps_rollup)" >>"$OUT/rss"
+	m=$(curl -sf "http://127.0.0.1:$PORT/metrics" || true)
+	echo "$el $(awk '/VmRSS/ {print $2}' /proc/$AGENT/status) $(awk '
+		/^bpfprof_heap_bytes\{state="in_use"\}/ {u = $2} /^bpfprof_heap_bytes\{state="free"\}/ {f = $2}
+		END {print u + 0, f + 0}' <<<"$m") $(awk '/^RssAnon|^RssFile|^RssShmem/ {printf "%s ", $2}' /proc/$AGENT/status)$(awk '/^Private_Dirty/ {print $2}' /proc/$AGENT/smaps_rollup) $(awk '
+		/^bpfprof_symbol_cache_bytes\{kind="symtab"\}/ {s = $2} /^bpfprof_symbol_cache_bytes\{kind="dwarf"\}/ {d = $2}
+		/^bpfprof_store_table_bytes / {t = $2} END {print s + 0, d + 0, t + 0}' <<<"$m")" >>"$OUT/rss"
 	[ "$el" -ge 60 ] && [ ! -s "$OUT/smaps.1m" ] && smaps_by_map >"$OUT/smaps.1m"
 	sleep 10
 done
@@ -71,7 +76,9 @@ metrics=$(curl -sf "http://127.0.0.1:$PORT/metrics")
 awk -v d="$((t1 - t0))" -v cpu="$((cpu1 - cpu0))" -v hz="$hz" -v bytes="$bytes" \
 	-v qa="$q_all" -v qh="$q_hour" '
 	{ x[NR] = $1; y[NR] = $2 / 1024; u[NR] = $3 / 1048576; f[NR] = $4 / 1048576
-	  a[NR] = $5 / 1024; fl[NR] = $6 / 1024; sh[NR] = $7 / 1024; pd[NR] = $8 / 1024; n = NR }
+	  a[NR] = $5 / 1024; fl[NR] = $6 / 1024; sh[NR] = $7 / 1024; pd[NR] = $8 / 1024
+	  symt[NR] = $9 / 1048576; dw[NR] = $10 / 1048576; tb[NR] = $11 / 1048576
+	  n = NR }
 	END {
 		for (i = 1; i <= n; i++) { sx += x[i]; sy += y[i]; sxx += x[i] * x[i]; sxy += x[i] * y[i] }
 		slope = (n * sxy - sx * sy) / (n * sxx - sx * sx)
@@ -87,6 +94,10 @@ awk -v d="$((t1 - t0))" -v cpu="$((cpu1 - cpu0))" -v hz="$hz" -v bytes="$bytes" 
 		printf "| slope second half, RssAnon / RssFile / Private_Dirty | %+.2f / %+.2f / %+.2f MB per hour |\n", \
 			slope2(x, a, i, n) * 3600, slope2(x, fl, i, n) * 3600, slope2(x, pd, i, n) * 3600
 		printf "| heap in use / free, first -> last | %.1f / %.1f -> %.1f / %.1f MB |\n", u[1], f[1], u[n], f[n]
+		printf "| symbol tables / DWARF (estimated) / store tables, first -> last | %.1f / %.1f / %.1f -> %.1f / %.1f / %.1f MB |\n", \
+			symt[1], dw[1], tb[1], symt[n], dw[n], tb[n]
+		printf "| slope second half, heap in use / symbol tables | %+.2f / %+.2f MB per hour |\n", \
+			slope2(x, u, i, n) * 3600, slope2(x, symt, i, n) * 3600
 		printf "| agent CPU | %.4f s per wall second |\n", cpu / hz / d
 		printf "| store | %d bytes: %.1f MB per hour, %.1f MB per day |\n", bytes, bytes / d * 3600 / 1e6, bytes / d * 86400 / 1e6
 		printf "| query, whole run (%d s) | %.3f s |\n", d, qa
@@ -102,6 +113,9 @@ echo
 echo "RSS (MB) every minute: $(awk 'NR % 6 == 1 {printf "%.1f ", $2 / 1024}' "$OUT/rss")"
 echo "RssAnon (MB) every minute: $(awk 'NR % 6 == 1 {printf "%.1f ", $5 / 1024}' "$OUT/rss")"
 echo "RssFile (MB) every minute: $(awk 'NR % 6 == 1 {printf "%.1f ", $6 / 1024}' "$OUT/rss")"
+echo "heap in use (MB) every minute: $(awk 'NR % 6 == 1 {printf "%.1f ", $3 / 1048576}' "$OUT/rss")"
+echo "symbol tables (MB) every minute: $(awk 'NR % 6 == 1 {printf "%.1f ", $9 / 1048576}' "$OUT/rss")"
+echo "DWARF, estimated (MB) every minute: $(awk 'NR % 6 == 1 {printf "%.1f ", $10 / 1048576}' "$OUT/rss")"
 echo "Mappings whose resident kB grew most after the first minute (kB at 1 min -> end):"
 awk 'NR == FNR { a[$1] = $2; next } { d = $2 - a[$1]; if (d != 0) printf "  %+6d  %s (%d -> %d)\n", d, $1, a[$1], $2 }' \
 	"$OUT/smaps.1m" "$OUT/smaps.end" | sort -rn | head -8
