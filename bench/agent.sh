@@ -14,7 +14,8 @@
 # each part, agent CPU seconds per wall second, store bytes per hour and per
 # day, the latency of a query over the whole stored range (and of the last
 # hour), and the mappings whose resident size grew most after the first
-# minute.
+# minute. Then the store unit test's synthetic hour: bytes per day and the
+# latency of a 1-hour query.
 set -euo pipefail
 BUILD=${BPFPROF_BUILD:-build}
 D=${DURATION:-600}
@@ -120,3 +121,10 @@ echo "Mappings whose resident kB grew most after the first minute (kB at 1 min -
 awk 'NR == FNR { a[$1] = $2; next } { d = $2 - a[$1]; if (d != 0) printf "  %+6d  %s (%d -> %d)\n", d, $1, a[$1], $2 }' \
 	"$OUT/smaps.1m" "$OUT/smaps.end" | sort -rn | head -8
 echo "$metrics" | grep -E '^bpfprof_(samples_total|samples_dropped|store_|process_|heap_)' || true
+# A full hour cannot be stored in a 10-minute run: the store's unit test
+# builds one (a busy 2-CPU host with churn, synthetic) and times its query.
+if [ -x "$BUILD/tests/unit_tests" ]; then
+	echo
+	"$BUILD/tests/unit_tests" --filter 'store/realistic_hour*' --verbose 2>&1 |
+		grep -o 'realistic hour.*' || true
+fi
