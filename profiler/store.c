@@ -57,7 +57,7 @@
 #define SEG_MAX_AGE_NS (3600LL * 1000000000)
 #define SEG_MAX_FILE (1ULL << 30) /* larger files named seg-*.bps are not ours */
 #define ZSTD_LEVEL 9 /* 19 saves 3 % of the bytes and costs ~20x the time on a busy record */
-#define SEG_MAX_TABLES (4ULL << 20) /* the appender's tables (memory): rotate beyond this */
+#define SEG_MAX_TABLES (2ULL << 20) /* the appender's tables (memory): rotate beyond this */
 
 struct rec {
 	uint64_t off; /* of the record header in the segment */

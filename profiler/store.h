@@ -56,7 +56,7 @@ struct prof_store_stats {
 	uint64_t torn_tails_truncated; /* torn tails cut off at open */
 	uint64_t dropped_for_space; /* appends refused under the floor or on ENOSPC */
 	int64_t last_append_ns; /* wall clock of the last successful append, 0 = none */
-	uint64_t table_bytes; /* memory of the active segment's tables (bounded: 4 MiB) */
+	uint64_t table_bytes; /* memory of the active segment's tables (bounded: 2 MiB) */
 };
 
 /*
