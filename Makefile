@@ -272,7 +272,7 @@ run: deps
 	@$(BUILD)/bpfprof agent --http-address $(HTTP_ADDRESS)
 
 bench: deps
-	@$(MAKE) --no-print-directory $(BUILD)/bpfprof fixtures
+	@$(MAKE) --no-print-directory $(BUILD)/bpfprof $(BUILD)/tests/unit_tests fixtures
 	@BPFPROF_BUILD=$(BUILD) bench/run.sh
 	@BPFPROF_BUILD=$(BUILD) bench/symbolize.sh
 	@BPFPROF_BUILD=$(BUILD) bench/unwind.sh

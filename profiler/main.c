@@ -915,6 +915,8 @@ static void agent_metrics2(void *ctx, struct strbuf *out)
 	       ss.dropped_for_space);
 	metric(out, "bpfprof_store_corrupt_records_total", "counter",
 	       "Stored intervals found corrupt and skipped.", ss.corrupt_records);
+	metric(out, "bpfprof_store_table_bytes", "gauge",
+	       "Memory of the tables of the segment being written.", ss.table_bytes);
 }
 
 static int cmd_agent(int argc, char **argv)

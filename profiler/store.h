@@ -57,6 +57,7 @@ struct prof_store_stats {
 	uint64_t torn_tails_truncated; /* torn tails cut off at open */
 	uint64_t dropped_for_space; /* appends refused under the floor or on ENOSPC */
 	int64_t last_append_ns; /* wall clock of the last successful append, 0 = none */
+	uint64_t table_bytes; /* memory of the active segment's tables (bounded: 2 MiB) */
 };
 
 /*
@@ -82,8 +83,12 @@ int prof_store__append(struct prof_store *s, const struct prof_profile *interval
  * @f (NULL = all). Its time_nanos is the start of the first interval and its
  * duration runs to the end of the last one; with no interval in range it is
  * an empty profile spanning [start, end). Records found corrupt while
- * reading are skipped and counted. Returns 0, or -EINVAL when end <= start.
- * O(records in the store) to select, plus decoding the selected ones.
+ * reading are skipped and counted, with every later record of their
+ * segment (each builds on the ones before it). Returns 0, or -EINVAL when
+ * end <= start. O(records in the store) to select, then every segment with
+ * a record in range is decoded from its start to its last such record
+ * (tables once per segment, counts summed by stack id, one merge per
+ * segment).
  */
 int prof_store__query(struct prof_store *s, int64_t start_ns, int64_t end_ns,
 		      const struct prof_store_filter *f, struct prof_profile **out);

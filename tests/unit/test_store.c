@@ -17,6 +17,7 @@
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include "profiler/encode.h"
 #include "profiler/pprof_decode.h"
@@ -168,6 +169,111 @@ static struct prof_profile *rp_interval(const struct rp_world *w, uint64_t seed,
 		prof_profile__add_sample(p, &in);
 	}
 	return p;
+}
+
+/*
+ * Process churn on top of it: @nproc short-lived processes (ls, sort, gzip),
+ * each with a fresh pid and its own ASLR'd mappings of its binary, libc and
+ * ld.so, sampled 1-3 times in stacks that walk the same per-program call
+ * trees (so the same code recurs at other addresses), with kernel frames
+ * of exec, page faults and exit at the leaf.
+ */
+#define RP_CHURN_FUNCS 48
+
+/* One short-lived process: its mappings (ASLR'd) and function names. */
+struct rp_proc {
+	struct prof_mapping_in bin, libc, ld;
+	char names[2][RP_CHURN_FUNCS][32]; /* ld.so's, the program's */
+	struct prof_line_in lines[2][RP_CHURN_FUNCS];
+};
+
+/* The next step down a call tree of @n functions: f calls one of f*3+1..f*3+3. */
+static int rp_callee(int f, int n, uint64_t *s)
+{
+	return (f * 3 + 1 + (int)(rng_next(s) % 3)) % n;
+}
+
+/* One stack of @pr, leaf first: kernel, then libc or ld.so, then the program down from main. */
+static uint32_t rp_churn_stack(const struct rp_world *w, const struct rp_proc *pr, uint64_t *s,
+			       struct prof_loc_in *locs)
+{
+	const struct prof_mapping_in *kern = &w->maps[RP_PROCS + 1];
+	int nk = (int)(rng_next(s) % 7), nl = 1 + (int)(rng_next(s) % 4);
+	int nb = 2 + (int)(rng_next(s) % 6), n = 0, d, fi, path[RP_MAXDEPTH];
+	bool in_ld = rng_next(s) % 2;
+	const struct prof_mapping_in *lib = in_ld ? &pr->ld : &pr->libc;
+
+	for (d = 0, fi = (int)(rng_next(s) % 8); d < nk; d++, fi = rp_callee(fi, 64, s))
+		locs[n++] = (struct prof_loc_in){kern->start + 0x1000 + fi * 0x100, kern,
+						 &w->lines[RP_PROCS + 1][fi], 1};
+	for (d = 0, fi = (int)(rng_next(s) % 8); d < nl; d++, fi = rp_callee(fi, 48, s))
+		locs[n++] = (struct prof_loc_in){
+			lib->start + 0x1000 + fi * 0x80, lib,
+			in_ld ? &pr->lines[0][fi] : &w->lines[RP_PROCS][fi], 1};
+	for (d = 0, fi = 0; d < nb; d++, fi = rp_callee(fi, RP_CHURN_FUNCS, s))
+		path[d] = fi;
+	for (d = nb - 1; d >= 0; d--)
+		locs[n++] = (struct prof_loc_in){pr->bin.start + 0x100 + path[d] * 0x40, &pr->bin,
+						 &pr->lines[1][path[d]], 1};
+	return (uint32_t)n;
+}
+
+/*
+ * Process churn on top of a world's interval: @nproc short-lived processes
+ * (ls, sort, gzip), each with a fresh pid and its own ASLR'd mappings of
+ * its binary, libc and ld.so, sampled 1-3 times in stacks that walk the
+ * same per-program call trees (so the same code recurs at other
+ * addresses), with kernel frames (exec, page faults, exit) at the leaf.
+ */
+static void rp_add_churn(const struct rp_world *w, struct prof_profile *p, uint64_t seed,
+			 uint32_t first_pid, int nproc)
+{
+	static const char *const comms[] = {"ls", "sort", "gzip"};
+	static const char *const bins[] = {"/usr/bin/ls", "/usr/bin/sort", "/usr/bin/gzip"};
+	static const char *const builds[] = {"b0b0", "b1b1", "b2b2"};
+	uint64_t s = seed * 0x9e3779b97f4a7c15ULL + 7;
+	struct rp_proc *pr = calloc(1, sizeof(*pr));
+	int k, st, f;
+
+	for (k = 0; k < nproc; k++) {
+		int c = (int)(rng_next(&s) % 3), nst = 1 + (int)(rng_next(&s) % 3);
+
+		pr->bin = (struct prof_mapping_in){.offset = 0x2000,
+						   .file = bins[c],
+						   .build_id = builds[c],
+						   .has_functions = true};
+		pr->bin.start = 0x550000000000ULL + (rng_next(&s) % 0x1000000) * 0x1000;
+		pr->bin.limit = pr->bin.start + 0x20000;
+		pr->libc = w->maps[RP_PROCS];
+		pr->libc.start = 0x7f0000000000ULL + (rng_next(&s) % 0x1000000) * 0x1000;
+		pr->libc.limit = pr->libc.start + 0x200000;
+		pr->ld = (struct prof_mapping_in){.offset = 0x1000,
+						  .file = "/usr/lib/x86_64-linux-gnu/ld.so.2",
+						  .build_id = "4186bd4e",
+						  .has_functions = true};
+		pr->ld.start = 0x7f8000000000ULL + (rng_next(&s) % 0x1000000) * 0x1000;
+		pr->ld.limit = pr->ld.start + 0x28000;
+		for (f = 0; f < RP_CHURN_FUNCS; f++) {
+			snprintf(pr->names[0][f], sizeof(pr->names[0][f]), "_dl_fn_%d", f);
+			snprintf(pr->names[1][f], sizeof(pr->names[1][f]), "%s_fn_%d", comms[c], f);
+			pr->lines[0][f] = (struct prof_line_in){.name = pr->names[0][f]};
+			pr->lines[1][f] = (struct prof_line_in){.name = pr->names[1][f]};
+		}
+		for (st = 0; st < nst; st++) {
+			struct prof_loc_in locs[RP_MAXDEPTH];
+			struct prof_sample_in in = {first_pid + (uint32_t)k,
+						    first_pid + (uint32_t)k,
+						    comms[c],
+						    comms[c],
+						    locs,
+						    0,
+						    1};
+
+			in.nlocs = rp_churn_stack(w, pr, &s, locs);
+			prof_profile__add_sample(p, &in);
+		}
+	}
+	free(pr);
 }
 
 /* ---- helpers ------------------------------------------------------------------ */
@@ -902,7 +1008,7 @@ Test(store, torn_segment_header_is_removed)
 Test(store, corrupt_middle_record_is_skipped_and_counted)
 {
 	char *dir = tmp_dir(), seg[4096];
-	struct strbuf pristine = STRBUF_INIT, bad = STRBUF_INIT;
+	struct strbuf pristine = STRBUF_INIT, bad = STRBUF_INIT, after = STRBUF_INIT;
 	int64_t t0 = base_time();
 	uint64_t ends[5];
 	struct prof_store_stats st;
@@ -928,13 +1034,17 @@ Test(store, corrupt_middle_record_is_skipped_and_counted)
 		strbuf_add(&bad, pristine.buf, pristine.len);
 		bad.buf[cases[i].off] ^= 0x5a;
 		write_all(seg, bad.buf, bad.len);
+		/* Records build on the ones before them: 3 and 4 are lost with 2. */
 		s = open_store(dir, 0, 0, 1);
 		prof_store__stats(s, &st);
-		cr_assert_eq(st.records, 4, "%s", cases[i].what);
-		cr_assert_eq(st.corrupt_records, 1, "%s", cases[i].what);
+		cr_assert_eq(st.records, 2, "%s", cases[i].what);
+		cr_assert_eq(st.corrupt_records, 3, "%s", cases[i].what);
 		cr_assert_eq(st.torn_tails_truncated, 0, "%s", cases[i].what);
-		cr_assert_eq(total_all(s, t0), 1 + 2 + 8 + 16, "%s", cases[i].what);
+		cr_assert_eq(total_all(s, t0), 1 + 2, "%s", cases[i].what);
 		prof_store__close(s);
+		read_all(seg, &after);
+		cr_assert_eq(after.len, bad.len, "%s: nothing is cut off a corrupt segment",
+			     cases[i].what);
 	}
 
 	/* Corrupted on disk after open: found when read, skipped and counted then. */
@@ -945,13 +1055,189 @@ Test(store, corrupt_middle_record_is_skipped_and_counted)
 	strbuf_add(&bad, pristine.buf, pristine.len);
 	bad.buf[cases[0].off] ^= 0x5a;
 	write_all(seg, bad.buf, bad.len);
-	cr_assert_eq(total_all(s, t0), 1 + 2 + 8 + 16);
+	cr_assert_eq(total_all(s, t0), 1 + 2);
 	prof_store__stats(s, &st);
-	cr_assert_eq(st.corrupt_records, 1);
+	cr_assert_eq(st.corrupt_records, 3);
 	prof_store__close(s);
 
 	strbuf_release(&pristine);
+	strbuf_release(&after);
 	strbuf_release(&bad);
+	rm_rf(dir);
+	free(dir);
+}
+
+/*
+ * Interval i: process "p<i>" (pid 10 + i) runs main;f<i>, plus alpha's
+ * main;a: every record brings new strings, functions and locations that
+ * the next records build on.
+ */
+static struct prof_profile *mk_growing(int64_t t, int i)
+{
+	static const struct prof_mapping_in m = {
+		.start = 0x400000, .limit = 0x500000, .file = "/bin/app", .has_functions = true};
+	char comm[16], fn[16];
+	struct prof_line_in lmain = {"main", NULL, "app.c", 1}, lf = {fn, NULL, "app.c", 0};
+	struct prof_loc_in locs[] = {{0x401000 + 0x40 * (uint64_t)i, &m, &lf, 1},
+				     {0x400100, &m, &lmain, 1}};
+	struct prof_sample_in in = {10 + (uint32_t)i, 10 + (uint32_t)i, comm, comm, locs, 2, 3};
+	struct prof_profile *p = mk_interval(t, 1, 0);
+
+	snprintf(comm, sizeof(comm), "p%d", i);
+	snprintf(fn, sizeof(fn), "f%d", i);
+	lf.line = 100 + i;
+	prof_profile__add_sample(p, &in);
+	return p;
+}
+
+Test(store, a_record_whose_base_is_lost_is_never_misread)
+{
+	char *dir = tmp_dir(), seg[4096];
+	struct strbuf pristine = STRBUF_INIT, spliced = STRBUF_INIT;
+	struct prof_store *s = open_store(dir, 0, 0, 1);
+	struct prof_store_stats st;
+	struct prof_profile *q;
+	int64_t t0 = base_time();
+	uint64_t ends[5];
+	char *f;
+	int i;
+
+	for (i = 0; i < 5; i++) {
+		struct prof_profile *p = mk_growing(t0 + i * 10 * SEC, i);
+
+		cr_assert_eq(prof_store__append(s, p), 0);
+		prof_profile__free(p);
+		prof_store__stats(s, &st);
+		ends[i] = st.bytes;
+	}
+	prof_store__close(s);
+	only_segment(dir, seg, sizeof(seg));
+	read_all(seg, &pristine);
+
+	/* Record 2 cut out: 3 and 4 now sit where their base should be. */
+	strbuf_add(&spliced, pristine.buf, ends[1]);
+	strbuf_add(&spliced, pristine.buf + ends[2], pristine.len - ends[2]);
+	write_all(seg, spliced.buf, spliced.len);
+	s = open_store(dir, 0, 0, 1);
+	prof_store__stats(s, &st);
+	cr_assert_eq(st.records, 2);
+	cr_assert_eq(st.corrupt_records, 2);
+	cr_assert_eq(st.torn_tails_truncated, 0);
+	q = query(s, t0 - 3600 * SEC, t0 + 3600 * SEC, NULL);
+	f = folded(q);
+	cr_assert_str_eq(f, "alpha-1;main;a 2\np0-10;main;f0 3\np1-11;main;f1 3\n", "got:\n%s", f);
+	free(f);
+	prof_profile__free(q);
+	prof_store__close(s);
+
+	/* The same after open: the file swapped under an open store. */
+	write_all(seg, pristine.buf, pristine.len);
+	s = open_store(dir, 0, 0, 1);
+	write_all(seg, spliced.buf, spliced.len);
+	q = query(s, t0 - 3600 * SEC, t0 + 3600 * SEC, NULL);
+	f = folded(q);
+	cr_assert_str_eq(f, "alpha-1;main;a 2\np0-10;main;f0 3\np1-11;main;f1 3\n", "got:\n%s", f);
+	free(f);
+	prof_profile__free(q);
+	prof_store__stats(s, &st);
+	cr_assert_eq(st.corrupt_records, 3, "record 2 as indexed, and the two after it");
+	prof_store__close(s);
+
+	strbuf_release(&pristine);
+	strbuf_release(&spliced);
+	rm_rf(dir);
+	free(dir);
+}
+
+Test(store, an_older_format_version_is_reported_and_not_read)
+{
+	char *dir = tmp_dir(), path[4096];
+	unsigned char v1[64] = "BPFPSTOR\x01\x00\x00\x00";
+	uint32_t c = (uint32_t)crc32(0, v1, 12);
+	struct prof_store_stats st;
+	struct prof_store *s;
+	struct prof_profile *p;
+	int64_t t0 = base_time();
+
+	v1[12] = c & 0xff;
+	v1[13] = c >> 8 & 0xff;
+	v1[14] = c >> 16 & 0xff;
+	v1[15] = c >> 24;
+	snprintf(path, sizeof(path), "%s/seg-%020lld.bps", dir, (long long)t0);
+	write_all(path, v1, sizeof(v1));
+	s = open_store(dir, 0, 0, 1);
+	prof_store__stats(s, &st);
+	cr_assert_eq(st.corrupt_segments, 1);
+	cr_assert_eq(st.records + st.torn_tails_truncated, 0);
+	p = mk_interval(t0 + 10 * SEC, 7, 0);
+	cr_assert_eq(prof_store__append(s, p), 0);
+	prof_profile__free(p);
+	cr_assert_eq(total_all(s, t0), 7);
+	prof_store__close(s);
+	cr_assert_eq(access(path, F_OK), 0, "left for retention, not deleted at open");
+	rm_rf(dir);
+	free(dir);
+}
+
+Test(store, the_same_code_in_many_processes_is_stored_once)
+{
+	static const struct prof_line_in lmain = {"main", NULL, NULL, 0};
+	static const struct prof_line_in lwork = {"work", NULL, NULL, 0};
+	char *dir = tmp_dir();
+	struct prof_store *s = open_store(dir, 0, 0, 1);
+	struct prof_profile *p = prof_profile__new(10101010), *q;
+	struct prof_store_stats st1, st2;
+	int64_t t0 = base_time();
+	uint64_t x = 7;
+	uint32_t i, j;
+
+	p->time_nanos = t0;
+	p->duration_nanos = 10 * SEC;
+	for (i = 0; i < 200; i++) {
+		struct prof_mapping_in m = {.file = "/usr/bin/ls",
+					    .build_id = "ab12",
+					    .offset = 0x4000,
+					    .has_functions = true};
+		struct prof_loc_in locs[2];
+		struct prof_sample_in in = {5000 + i, 5000 + i, "ls", "ls", locs, 2, 1 + i % 3};
+
+		m.start = 0x560000000000ULL + (rng_next(&x) % 0x100000) * 0x1000;
+		m.limit = m.start + 0x10000;
+		locs[0] = (struct prof_loc_in){m.start + 0x234, &m, &lwork, 1};
+		locs[1] = (struct prof_loc_in){m.start + 0x100, &m, &lmain, 1};
+		prof_profile__add_sample(p, &in);
+	}
+	cr_assert_eq(p->nlocations, 400);
+	cr_assert_eq(prof_store__append(s, p), 0);
+	prof_store__stats(s, &st1);
+	p->time_nanos += 10 * SEC;
+	cr_assert_eq(prof_store__append(s, p), 0);
+	prof_store__stats(s, &st2);
+	cr_log_info("200 processes of one binary: first record %llu bytes, the same again %llu",
+		    (unsigned long long)st1.bytes, (unsigned long long)(st2.bytes - st1.bytes));
+
+	q = query(s, t0, t0 + 20 * SEC, NULL);
+	cr_assert_eq(q->total_count, 2 * p->total_count);
+	cr_assert_eq(q->nsamples, 200);
+	cr_assert_eq(q->nmappings, 1, "one mapping for every ASLR'd copy");
+	cr_assert_eq(q->nlocations, 2, "one location per code address");
+	for (i = 0; i < q->nlocations; i++) {
+		const struct prof_location *l = &q->locations[i];
+		const struct prof_mapping *m = &q->mappings[l->mapping - 1];
+		const char *fn =
+			prof_str(q, q->functions[q->lines[l->line_start].function - 1].name);
+
+		/* The file offset, which re-symbolization relies on, is kept. */
+		cr_assert_eq(l->address - m->start + m->offset,
+			     !strcmp(fn, "work") ? 0x4234u : 0x4100u, "%s", fn);
+	}
+	for (i = 0; i < q->nsamples; i++) {
+		j = q->samples[i].pid - 5000;
+		cr_assert_eq(q->samples[i].count, 2 * (1 + j % 3));
+	}
+	prof_profile__free(q);
+	prof_profile__free(p);
+	prof_store__close(s);
 	rm_rf(dir);
 	free(dir);
 }
@@ -1057,7 +1343,11 @@ static void full_disk(uint64_t min_free, bool expect_floor)
 	s = open_store(dir, 0, 0, min_free);
 	for (i = 0; i < 300; i++) {
 		struct prof_profile *p = rp_interval(w, i, t0 + i * 10 * SEC, 1980);
-		int err = prof_store__append(s, p);
+		int err;
+
+		/* Records of a static world are a few hundred bytes: churn fills the disk. */
+		rp_add_churn(w, p, i + 1, 100000 + (uint32_t)i * 1000, 1000);
+		err = prof_store__append(s, p);
 
 		prof_profile__free(p);
 		cr_assert(err == 0 || err == -ENOSPC, "append %d: %s", i, strerror(-err));
@@ -1110,6 +1400,13 @@ Test(store, full_disk_with_a_one_byte_floor)
 
 /* ---- store: size and speed of a realistic hour ------------------------------------------ */
 
+/*
+ * Sampled short-lived processes per 10 s interval. bench/agent.sh starts
+ * about 30 a second (ls, sort, gzip); a few ms of CPU each at 99 Hz gets
+ * one in five or so sampled, in one to three stacks.
+ */
+#define RP_CHURN_PER_INTERVAL 60
+
 Test(store, realistic_hour_size_and_query_latency, .timeout = 120)
 {
 	struct rp_world *w = rp_world_new();
@@ -1125,6 +1422,9 @@ Test(store, realistic_hour_size_and_query_latency, .timeout = 120)
 	for (i = 0; i < 360; i++) {
 		struct prof_profile *p = rp_interval(w, i + 1, t0 + i * 10 * SEC, 1980);
 		struct strbuf sb = STRBUF_INIT;
+
+		rp_add_churn(w, p, i + 1, 100000 + (uint32_t)i * RP_CHURN_PER_INTERVAL,
+			     RP_CHURN_PER_INTERVAL);
 
 		pprof_encode_raw(p, &sb);
 		raw_bytes += sb.len;
@@ -1143,21 +1443,17 @@ Test(store, realistic_hour_size_and_query_latency, .timeout = 120)
 	q = query(s, t0, t0 + 3600 * SEC, NULL);
 	ms = (now_mono_ns() - t_start) / 1e6;
 	cr_assert_eq(q->total_count, count);
-	cr_log_info("realistic interval: %u distinct samples, %u locations, %llu raw pprof bytes; "
-		    "stored %.0f bytes/interval (%llu segments), %.1f MB/day; append %.1f ms; "
-		    "1-hour query %.1f ms",
+	cr_log_info("realistic hour with churn: %u distinct samples, %u locations, %llu raw pprof "
+		    "bytes per interval; stored %.0f bytes/interval (%llu segments), %.1f MB/day; "
+		    "append %.1f ms; 1-hour query %.1f ms (timings are not asserted)",
 		    q->nsamples, q->nlocations, (unsigned long long)(raw_bytes / 360), per_interval,
 		    (unsigned long long)st.segments, per_day_mb, append_ns / 360 / 1e6, ms);
 	/*
-	 * Regression bounds, not yet issue 5's targets (50 MB a day, a 1-hour
-	 * query under 1 s): today ~75 MB/day and ~0.85 s. See STORE-FORMAT.md.
+	 * Issue 5's size target: under 50 MB a day on a busy 2-CPU host with
+	 * churn. The bytes are a pure function of the synthetic input, so this
+	 * cannot flake; the query time goes to make bench (bench/agent.sh).
 	 */
-	cr_assert_lt(per_day_mb, 100.0);
-#if defined(__SANITIZE_ADDRESS__)
-	cr_assert_lt(ms, 20000.0);
-#else
-	cr_assert_lt(ms, 2000.0);
-#endif
+	cr_assert_lt(per_day_mb, 50.0, "%.1f MB/day", per_day_mb);
 	prof_profile__free(q);
 
 	/* The same hour after a reopen (a cold index build). */
