@@ -459,6 +459,7 @@ static struct utable *table_get(struct prof_unwinder *u, struct sym_dso *d)
 	t = xcalloc(1, sizeof(*t));
 	t->ident = ident;
 	t->last_used = u->tick;
+	t->next = *pp; /* not NULL after a retry unlinked the old entry here */
 	*pp = t;
 	u->ntables++;
 
