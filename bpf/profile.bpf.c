@@ -126,7 +126,7 @@ struct {
 /* Stacks of new processes, unwound in user space (struct prof_snapshot). */
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 1 << 20); /* ~50 snapshots; user space copies them out at once */
+	__uint(max_entries, 2 << 20); /* ~130 snapshots; user space copies them out at once */
 } snapshots SEC(".maps");
 
 /* The walker's state: too big for the BPF stack. */

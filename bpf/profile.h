@@ -229,8 +229,8 @@ struct prof_proc_maps {
  */
 #define PROF_PM_INCOMPLETE 0x1
 
-/* Bytes of user stack a snapshot carries: 4 pages, starting at sp's page. */
-#define PROF_SNAP_PAGES 4
+/* Bytes of user stack a snapshot carries: 3 pages, starting at sp's page (8 to 12 KiB). */
+#define PROF_SNAP_PAGES 3
 #define PROF_SNAP_STACK (PROF_SNAP_PAGES * 4096)
 #define PROF_SNAP_KSTACK 127
 
