@@ -743,3 +743,72 @@ Test(record, binary_in_private_mount_namespace_deleted, .timeout = 60)
 			cr_log_warn("could not remove %s", dir);
 	}
 }
+
+/*
+ * --unwind fp: frame pointers only (bpf_get_stack), as perf -g. On the
+ * frame-pointer fixture every chain is still complete, the frameless leaf's
+ * caller is restored from its CFI (leaf_ra), and the summary has no CFI
+ * line; on the frame-pointer-less fixture the chains break, which is why
+ * CFI is the default.
+ */
+Test(record, unwind_fp_mode_still_works, .timeout = 60)
+{
+	char bin[256], fix[256], out[] = "/tmp/bpfprof-fpmode-XXXXXX.folded", pidbuf[16];
+	char truth[] = "/tmp/bpfprof-fpmode-truth-XXXXXX";
+	struct strbuf text = STRBUF_INIT, err = STRBUF_INIT;
+	struct test_folded_line *lines;
+	unsigned long long e_chain = 0, all = 0;
+	pid_t fixture;
+	int st, fd;
+	long nl;
+
+	test_require_bpf();
+	test_build_path("bpfprof", bin, sizeof(bin));
+	test_build_path("fixtures/fpchains", fix, sizeof(fix));
+	fd = mkstemps(out, 7);
+	cr_assert_geq(fd, 0);
+	close(fd);
+	fd = mkstemp(truth);
+	cr_assert_geq(fd, 0);
+	close(fd);
+	{
+		char *argv[] = {fix, "6", truth, NULL};
+
+		fixture = test_spawn(argv, NULL, NULL);
+		cr_assert_gt(fixture, 0);
+	}
+	usleep(300 * 1000);
+	snprintf(pidbuf, sizeof(pidbuf), "%d", fixture);
+	{
+		char *argv[] = {bin, "record", "--unwind", "fp", "-F", "499", "-d",
+				"4", "-p",     pidbuf,	   "-o", out,  NULL};
+
+		cr_assert_eq(test_run(argv, NULL, &err, 60000), 0, "record --unwind fp failed: %s",
+			     err.buf ? err.buf : "");
+	}
+	cr_expect_null(strstr(err.buf ? err.buf : "", "user stacks:"),
+		       "frame-pointer mode printed a CFI summary: %s", err.buf);
+	cr_assert_eq(test_wait(fixture, &st, 30000), 0);
+	cr_assert_eq(read_file(out, &text, 0), 0);
+	nl = test_folded_parse(text.buf, &lines);
+	cr_assert_gt(nl, 0, "no stacks in --unwind fp mode");
+	for (long i = 0; i < nl; i++) {
+		struct strbuf sb = STRBUF_INIT;
+
+		for (size_t j = 1; j < lines[i].nframes; j++)
+			strbuf_addf(&sb, "%s%s", j > 1 ? ";" : "", lines[i].frames[j]);
+		all += lines[i].count;
+		if (strstr(sb.buf, "main;fp_e1;fp_e2;fp_leaf_e"))
+			e_chain += lines[i].count;
+		strbuf_release(&sb);
+	}
+	cr_expect_gt(e_chain, 0,
+		     "the frameless leaf's chain main;fp_e1;fp_e2;fp_leaf_e is missing "
+		     "(leaf-caller fix-up) in %llu samples",
+		     all);
+	test_folded_free(lines, nl);
+	strbuf_release(&text);
+	strbuf_release(&err);
+	unlink(out);
+	unlink(truth);
+}
