@@ -1182,6 +1182,13 @@ int main(int argc, char **argv)
 	 * contention that matters.
 	 */
 	mallopt(M_ARENA_MAX, 2);
+	/*
+	 * A fixed mmap threshold: glibc raises it to the size of every large
+	 * block freed (up to 32 MiB), after which unwind row arrays, decoded
+	 * store segments and pprof buffers come from the arenas, and the small
+	 * blocks between them keep freed pages from going back.
+	 */
+	mallopt(M_MMAP_THRESHOLD, 256 * 1024);
 
 	if (!cmd || !strcmp(cmd, "-h") || !strcmp(cmd, "--help")) {
 		fputs(usage_main, cmd ? stdout : stderr);
