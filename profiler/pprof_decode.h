@@ -52,13 +52,4 @@ int pprof_decode(const void *data, size_t len, struct prof_profile **out);
 int pprof_decode_into(const void *data, size_t len, const struct pprof_decode_filter *f,
 		      struct prof_profile *dst);
 
-/*
- * The sum of the counts of the samples in @data that match @f (NULL = all),
- * in *@count, and the profile's period in *@period (may be NULL): what
- * pprof_decode_into() would add to total_count, without building any table.
- * For per-interval totals (CPU over time). Returns 0 or -EINVAL.
- */
-int pprof_count(const void *data, size_t len, const struct pprof_decode_filter *f, uint64_t *count,
-		int64_t *period);
-
 #endif

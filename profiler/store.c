@@ -1566,8 +1566,9 @@ static bool overlaps(const struct rec *r, int64_t start, int64_t end)
 
 /*
  * Reads every record overlapping [start, end). With @fn, each one's matching
- * sample count goes to @fn (pprof_count(): no tables built) and *@out is
- * NULL; without, they are merged into a new profile in *@out.
+ * sample count goes to @fn (counted while its counts are applied: no
+ * profile is built) and *@out is NULL; without, they are merged into a new
+ * profile in *@out.
  */
 static int query(struct prof_store *s, int64_t start, int64_t end,
 		 const struct prof_store_filter *f, prof_store_interval_fn fn, void *ctx,
