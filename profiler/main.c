@@ -180,15 +180,21 @@ static int parse_dwarf_memory(const char *s, uint64_t *bytes)
 	return 0;
 }
 
-static int parse_map_size(const char *s, uint32_t *out)
+/* parse_uint() into a uint32_t. */
+static int parse_u32(const char *s, unsigned long min, unsigned long max, uint32_t *out)
 {
 	unsigned long v;
 
-	/* 1M counts entries are about 130 MB of preallocated kernel memory per map. */
-	if (parse_uint(s, 16, 1UL << 20, &v))
+	if (max > UINT32_MAX || parse_uint(s, min, max, &v))
 		return -EINVAL;
-	*out = v;
+	*out = (uint32_t)v;
 	return 0;
+}
+
+/* --max-stacks/--max-counts: 1M counts entries are about 130 MB of preallocated kernel memory. */
+static int parse_map_size(const char *s, uint32_t *out)
+{
+	return parse_u32(s, 16, 1UL << 20, out);
 }
 
 /* Long options without a short form. */
@@ -203,17 +209,6 @@ static int parse_unwind(const char *s, bool *fp_only)
 		*fp_only = true;
 	else
 		return -EINVAL;
-	return 0;
-}
-
-/* --unwind-rows N */
-static int parse_unwind_rows(const char *s, uint32_t *out)
-{
-	unsigned long v;
-
-	if (parse_uint(s, 1024, 1UL << 24, &v))
-		return -EINVAL;
-	*out = v;
 	return 0;
 }
 
@@ -425,7 +420,7 @@ static int cmd_record(int argc, char **argv)
 				return bad_option(argv[0], "--unwind mode (cfi or fp)", optarg);
 			break;
 		case OPT_UNWIND_ROWS:
-			if (parse_unwind_rows(optarg, &co.unwind_rows))
+			if (parse_u32(optarg, 1024, 1UL << 24, &co.unwind_rows))
 				return bad_option(argv[0], "--unwind-rows (1024..16777216)",
 						  optarg);
 			break;
@@ -987,7 +982,7 @@ static int cmd_agent(int argc, char **argv)
 				return bad_option(argv[0], "--unwind mode (cfi or fp)", optarg);
 			break;
 		case OPT_UNWIND_ROWS:
-			if (parse_unwind_rows(optarg, &co.unwind_rows))
+			if (parse_u32(optarg, 1024, 1UL << 24, &co.unwind_rows))
 				return bad_option(argv[0], "--unwind-rows (1024..16777216)",
 						  optarg);
 			break;
