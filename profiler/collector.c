@@ -570,7 +570,7 @@ static void finish_deferred(struct prof_collector *c, uint64_t deadline_ns)
 }
 
 /*
- * Finishing a snapshot may build unwind tables (libc: 15 ms): that waits
+ * Finishing a snapshot may build unwind tables (libc: 7 ms): that waits
  * for the slices between drains, or for the drain after its flip, so that
  * the flip a window waits for is not late. Only the part of the record in
  * use is copied; beyond MAX_DEFERRED they are finished at once.

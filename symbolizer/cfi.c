@@ -12,7 +12,8 @@
  *
  * Cost: dwarf_cfi_addrframe() runs the FDE's instructions from its start
  * each time, so an FDE of k rows costs O(k^2) instruction steps. FDEs are
- * short (a few to a few dozen rows); libc's 3,600 FDEs take ~15 ms.
+ * short (a few to a few dozen rows); libc's 3,713 FDEs take about 7 ms
+ * (perf stat -e task-clock on a program that only builds them).
  */
 #include <elfutils/libdw.h>
 #include <dwarf.h>
