@@ -31,7 +31,7 @@ cleanup() {
 trap cleanup EXIT
 [ "$(id -u)" -eq 0 ] || { echo "agent bench: needs root" >&2; exit 1; }
 
-"$BIN" agent --http-address "127.0.0.1:$PORT" --store "$OUT/store" --interval 10 2>"$OUT/agent.log" &
+"$BIN" agent --http-address "127.0.0.1:$PORT" --store "$OUT/store" --interval 10 ${AGENT_ARGS:-} 2>"$OUT/agent.log" &
 AGENT=$!
 for _ in $(seq 50); do curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null && break; sleep 0.1; done
 "$BUILD/fixtures/burn" "$((D + 5))" 1 >/dev/null &
