@@ -132,7 +132,7 @@ static const char usage_agent[] =
 	"                                first, and writing stops when the disk is nearly full\n"
 	"      --symbol-cache MB         memory kept for the symbols of files no process\n"
 	"                                maps any more, least recently used out first\n"
-	"                                (default 16)\n"
+	"                                and for 2 minutes at most (default 16)\n"
 	"      --max-stacks N            distinct stacks kept between drains (default: CPUs\n"
 	"                                x HZ x 5 s / 2, from 4096 to 65536)\n"
 	"      --max-counts N            distinct (thread, stack) pairs between drains\n"
@@ -822,6 +822,8 @@ static void agent_metrics(void *ctx, struct strbuf *out)
 	metric(out, "bpfprof_dwarf_over_budget_total", "counter",
 	       "DWARF sessions not opened because they did not fit --dwarf-memory.",
 	       y->dwarf_over_budget);
+	metric(out, "bpfprof_symbol_cache_expired_total", "counter",
+	       "Cached files freed after no process had mapped them for a while.", y->idle_expired);
 	metric(out, "bpfprof_kernel_symbols", "gauge", "Kernel text symbols loaded from kallsyms.",
 	       st.kallsyms_symbols);
 }
@@ -941,7 +943,11 @@ static int cmd_agent(int argc, char **argv)
 		{},
 	};
 	struct prof_collector_opts co = {
-		.freq = 99, .dwarf_budget = 16ULL << 20, .idle_budget = 16ULL << 20};
+		.freq = 99,
+		.dwarf_budget = 16ULL << 20,
+		.idle_budget = 16ULL << 20,
+		.idle_ttl_ms = 120000,
+	};
 	const char *address = "127.0.0.1:7071", *token_file = NULL;
 	struct srv_opts sopts = {0};
 	char *token = NULL;

@@ -113,6 +113,7 @@ struct sym_dso {
 	struct sym_dso *idle_prev, *idle_next;
 	bool idle;
 	uint64_t idle_charge; /* dso_bytes() when it went idle, in sym_dsos.idle_bytes */
+	uint64_t idle_since_ns; /* CLOCK_MONOTONIC when it went idle */
 };
 
 struct sym_dsos {
@@ -252,6 +253,7 @@ static void idle_append(struct sym_dsos *c, struct sym_dso *d)
 	c->idle_tail = d;
 	d->idle = true;
 	c->nidle++;
+	d->idle_since_ns = now_mono_ns();
 	/* What it holds cannot change while idle: nobody has a reference to look up with. */
 	d->idle_charge = dso_bytes(d);
 	c->idle_bytes += d->idle_charge;
@@ -341,6 +343,19 @@ void sym_dsos__set_idle_budget(struct sym_dsos *c, uint64_t bytes)
 	c->idle_budget = bytes;
 	while (c->nidle && c->idle_bytes > c->idle_budget)
 		dso_destroy(c->idle_head);
+}
+
+size_t sym_dsos__expire_idle(struct sym_dsos *c, uint64_t idle_before_ns)
+{
+	size_t n = 0;
+
+	/* The idle list is in the order files went idle: the expired ones lead. */
+	while (c->idle_head && c->idle_head->idle_since_ns < idle_before_ns) {
+		dso_destroy(c->idle_head);
+		n++;
+	}
+	c->st.idle_expired += n;
+	return n;
 }
 
 const char *sym_dso__path(const struct sym_dso *d)

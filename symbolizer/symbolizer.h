@@ -128,6 +128,7 @@ struct sym_stats {
 	uint64_t dwarf_bytes; /* estimated heap of the open libdw sessions */
 	uint64_t dwarf_over_budget; /* sessions not opened: they did not fit the budget */
 	uint64_t dwarf_releases; /* sessions (or reservations) that gave budget back */
+	uint64_t idle_expired; /* idle dsos freed by sym_dsos__expire_idle() */
 };
 
 /*
@@ -145,6 +146,15 @@ struct sym_dsos *sym_dsos__new(void);
  * 64 idle dsos. Default: no byte bound.
  */
 void sym_dsos__set_idle_budget(struct sym_dsos *c, uint64_t bytes);
+
+/*
+ * Frees the idle dsos that went idle before @idle_before_ns
+ * (CLOCK_MONOTONIC), with their symbol tables and DWARF sessions, and
+ * returns how many. The agent calls it between drains, so that what it
+ * holds follows the programs that run now, not every program that ever
+ * ran: a file comes back from disk in milliseconds if it is mapped again.
+ */
+size_t sym_dsos__expire_idle(struct sym_dsos *c, uint64_t idle_before_ns);
 
 /* Frees the cache; every dso must have been put already. NULL is a no-op. */
 void sym_dsos__free(struct sym_dsos *c);

@@ -3,7 +3,9 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <stdio.h>
+#include <unistd.h>
 
+#include "../../common/util.h"
 #include "../../symbolizer/symbolizer.h"
 #include "../common/testutil.h"
 
@@ -47,6 +49,40 @@ Test(dso_cache, idle_files_bounded_by_bytes_lru)
 	cr_expect_eq(st.dsos, 0);
 	cr_expect_eq(st.bytes, 0, "evicted files still counted: %llu bytes",
 		     (unsigned long long)st.bytes);
+	sym_dsos__free(c);
+}
+
+/* Idle files expire by age, oldest first; a file in use never does. */
+Test(dso_cache, idle_files_expire_by_age)
+{
+	struct sym_dsos *c = sym_dsos__new();
+	struct sym_stats st;
+	struct sym_dso *live = loaded(c, "fixtures/inlines"), *a, *b;
+	uint64_t between, live_bytes;
+
+	sym_dsos__stats(c, &st);
+	live_bytes = st.bytes;
+	a = loaded(c, "fixtures/fpchains");
+	b = loaded(c, "fixtures/burn");
+
+	sym_dso__put(a);
+	usleep(2000);
+	between = now_mono_ns();
+	usleep(2000);
+	sym_dso__put(b);
+	cr_expect_eq(sym_dsos__expire_idle(c, between - 1000000000ULL), 0,
+		     "a file idle for 2 ms expired under a 1 s age");
+	cr_expect_eq(sym_dsos__expire_idle(c, between), 1, "only the older idle file expires");
+	a = loaded(c, "fixtures/burn");
+	cr_expect_eq(a, b, "the younger idle file was freed");
+	sym_dso__put(a);
+	cr_expect_eq(sym_dsos__expire_idle(c, now_mono_ns() + 1), 1);
+	sym_dsos__stats(c, &st);
+	cr_expect_eq(st.dsos, 1, "the file in use must stay, %llu dsos",
+		     (unsigned long long)st.dsos);
+	cr_expect_eq(st.idle_expired, 2);
+	cr_expect_eq(st.bytes, live_bytes, "expired files still counted");
+	sym_dso__put(live);
 	sym_dsos__free(c);
 }
 
