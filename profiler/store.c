@@ -290,34 +290,65 @@ static uint32_t get_id(struct rd *r, uint32_t n, bool zero_ok)
  * Interning by encoded bytes: every table entry (a string, or a mapping,
  * function, location, call chain or stack as the varints it is written
  * with) gets the next id, 1-based, the first time its bytes are seen.
- * A slot holds the upper 32 bits of the hash and the id (0 = empty).
+ *
+ * The table holds what the segment's recent records used, not everything
+ * the segment ever had: itab_forget() drops the entries no record used
+ * lately (the stacks of processes that exited, mostly). A dropped entry
+ * that comes back is written again under a new id, which readers take
+ * like any other entry. So the appender's memory follows the machine's
+ * working set instead of growing until the segment ends.
+ *
+ * A slot holds the upper 32 bits of the hash and the entry's index + 1 in
+ * ents (0 = empty).
  */
+struct itab_ent {
+	uint32_t id; /* in the segment */
+	uint32_t off; /* its key is keys[off .. next entry's off) */
+	uint32_t used; /* wtabs.gen of the last record that used it */
+};
+
 struct itab {
 	uint64_t *slots;
-	uint32_t mask, n;
-	struct strbuf keys; /* every key back to back */
-	uint32_t *key_off; /* key i (id i + 1) is keys[key_off[i] .. key_off[i + 1]) */
-	size_t cap_off;
+	uint32_t mask;
+	uint32_t n; /* ids given in the segment so far: the next one is n + 1 */
+	struct itab_ent *ents; /* ents[nents].off ends the last key */
+	uint32_t nents;
+	size_t cap_ents;
+	struct strbuf keys; /* the held keys back to back */
+	uint64_t *payload; /* per entry, for tables that have one (T_CANON) */
+	size_t cap_payload;
 };
 
 static void itab_init(struct itab *t)
 {
+	memset(t, 0, sizeof(*t));
 	t->mask = 255;
 	t->slots = xcalloc(t->mask + 1, sizeof(*t->slots));
-	t->n = 0;
-	memset(&t->keys, 0, sizeof(t->keys));
-	t->key_off = NULL;
-	t->cap_off = 0;
-	xgrow((void **)&t->key_off, &t->cap_off, 1, sizeof(*t->key_off));
-	t->key_off[0] = 0;
+	xgrow((void **)&t->ents, &t->cap_ents, 1, sizeof(*t->ents));
+	t->ents[0].off = 0;
 }
 
 static void itab_release(struct itab *t)
 {
 	free(t->slots);
-	free(t->key_off);
+	free(t->ents);
+	free(t->payload);
 	strbuf_release(&t->keys);
 	memset(t, 0, sizeof(*t));
+}
+
+static uint32_t itab_hash(const void *key, size_t len)
+{
+	return (uint32_t)(hash_bytes(key, len, 0x5eed) >> 32);
+}
+
+static void itab_place(struct itab *t, uint32_t h, uint32_t idx)
+{
+	uint32_t pos = h & t->mask;
+
+	while (t->slots[pos])
+		pos = (pos + 1) & t->mask;
+	t->slots[pos] = (uint64_t)h << 32 | (idx + 1);
 }
 
 static void itab_grow(struct itab *t)
@@ -327,60 +358,122 @@ static void itab_grow(struct itab *t)
 
 	t->mask = nold * 2 - 1;
 	t->slots = xcalloc((size_t)nold * 2, sizeof(*t->slots));
-	for (i = 0; i < nold; i++) {
-		uint32_t pos;
-
-		if (!old[i])
-			continue;
-		pos = (uint32_t)(old[i] >> 32) & t->mask;
-		while (t->slots[pos])
-			pos = (pos + 1) & t->mask;
-		t->slots[pos] = old[i];
-	}
+	for (i = 0; i < nold; i++)
+		if (old[i])
+			itab_place(t, (uint32_t)(old[i] >> 32), (uint32_t)old[i] - 1);
 	free(old);
 }
 
-/* The id of @key, added if new (*@added says so). */
-static uint32_t itab_intern(struct itab *t, const void *key, size_t len, bool *added)
+/* The index in ents of @key, added if new (*@added says so); marks it used in @gen. */
+static uint32_t itab_intern(struct itab *t, const void *key, size_t len, uint32_t gen, bool *added)
 {
-	uint32_t h, pos;
+	uint32_t h, pos, idx;
 
-	if ((size_t)(t->n + 1) * 4 > ((size_t)t->mask + 1) * 3)
+	if ((size_t)(t->nents + 1) * 4 > ((size_t)t->mask + 1) * 3)
 		itab_grow(t);
-	h = (uint32_t)(hash_bytes(key, len, 0x5eed) >> 32);
+	h = itab_hash(key, len);
 	for (pos = h & t->mask; t->slots[pos]; pos = (pos + 1) & t->mask) {
-		uint32_t id = (uint32_t)t->slots[pos];
-		uint32_t off = t->key_off[id - 1];
+		const struct itab_ent *e;
 
-		if ((uint32_t)(t->slots[pos] >> 32) == h && t->key_off[id] - off == len &&
-		    !memcmp(t->keys.buf + off, key, len)) {
+		idx = (uint32_t)t->slots[pos] - 1;
+		e = &t->ents[idx];
+		if ((uint32_t)(t->slots[pos] >> 32) == h && e[1].off - e->off == len &&
+		    !memcmp(t->keys.buf + e->off, key, len)) {
+			t->ents[idx].used = gen;
 			*added = false;
-			return id;
+			return idx;
 		}
 	}
+	idx = t->nents++;
 	strbuf_add(&t->keys, key, len);
-	t->n++;
-	xgrow((void **)&t->key_off, &t->cap_off, t->n + 1, sizeof(*t->key_off));
-	t->key_off[t->n] = (uint32_t)t->keys.len;
-	t->slots[pos] = (uint64_t)h << 32 | t->n;
+	xgrow((void **)&t->ents, &t->cap_ents, t->nents + 1, sizeof(*t->ents));
+	t->ents[idx].id = ++t->n;
+	t->ents[idx].used = gen;
+	t->ents[t->nents].off = (uint32_t)t->keys.len;
+	t->slots[pos] = (uint64_t)h << 32 | (idx + 1);
 	*added = true;
-	return t->n;
+	return idx;
+}
+
+/*
+ * Drops the entries last used before generation @keep_from, and gives
+ * their memory back: the keys, entries and slots are rebuilt at the size
+ * of what is left.
+ */
+static void itab_forget(struct itab *t, uint32_t keep_from)
+{
+	struct strbuf keys = STRBUF_INIT;
+	uint32_t i, j = 0, nslots = 256;
+	struct itab_ent *ents = NULL;
+	size_t cap = 0, bytes = 0;
+
+	for (i = 0; i < t->nents; i++)
+		if (t->ents[i].used >= keep_from) {
+			j++;
+			bytes += t->ents[i + 1].off - t->ents[i].off;
+		}
+	if (j == t->nents)
+		return;
+	xgrow((void **)&ents, &cap, (size_t)j + 1, sizeof(*ents));
+	strbuf_grow(&keys, bytes);
+	for (i = j = 0; i < t->nents; i++) {
+		const struct itab_ent *e = &t->ents[i];
+
+		if (e->used < keep_from)
+			continue;
+		ents[j] =
+			(struct itab_ent){.id = e->id, .off = (uint32_t)keys.len, .used = e->used};
+		strbuf_add(&keys, t->keys.buf + e->off, e[1].off - e->off);
+		if (t->payload)
+			t->payload[j] = t->payload[i];
+		j++;
+	}
+	ents[j].off = (uint32_t)keys.len;
+	strbuf_release(&t->keys);
+	t->keys = keys;
+	free(t->ents);
+	t->ents = ents;
+	t->cap_ents = cap;
+	t->nents = j;
+	while ((size_t)(j + 1) * 4 > (size_t)nslots * 3)
+		nslots *= 2;
+	free(t->slots);
+	t->mask = nslots - 1;
+	t->slots = xcalloc(nslots, sizeof(*t->slots));
+	for (i = 0; i < j; i++)
+		itab_place(t, itab_hash(t->keys.buf + ents[i].off, ents[i + 1].off - ents[i].off),
+			   i);
+}
+
+static size_t itab_bytes(const struct itab *t)
+{
+	return t->keys.cap + ((size_t)t->mask + 1) * sizeof(*t->slots) +
+	       t->cap_ents * sizeof(*t->ents) + t->cap_payload * sizeof(*t->payload);
 }
 
 enum { T_STR, T_MAP, T_FN, T_LOC, T_CHAIN, T_STACK, T_CANON, NTABS };
 
 /*
- * The appender's view of the active segment: everything written to it so
- * far, by encoded value. T_CANON is not written: it keys a file mapping by
- * (file, build id, offset, size) and remembers the start it was first seen
- * at (canon_start[id - 1]), so that the same code mapped by many processes
- * at ASLR'd addresses is stored once, at that start.
+ * The appender's view of the active segment: what its recent records
+ * wrote, by encoded value. T_CANON is not written: it keys a file mapping
+ * by (file, build id, offset, size) and remembers the start it was first
+ * seen at (its payload), so that the same code mapped by many processes at
+ * ASLR'd addresses is stored once, at that start.
  */
 struct wtabs {
 	struct itab t[NTABS];
-	uint64_t *canon_start;
-	size_t cap_canon;
+	uint32_t gen; /* records encoded into the segment so far */
 };
+
+/*
+ * Every WTABS_FORGET_EVERY records, entries that none of the last
+ * WTABS_KEEP records used are forgotten (itab_forget): 32 records are 5
+ * minutes at the default 10 s interval. What comes back after that is
+ * written again, which costs the store a little; what never comes back
+ * (the stacks of exited processes) no longer costs memory.
+ */
+#define WTABS_FORGET_EVERY 8
+#define WTABS_KEEP 32
 
 static struct wtabs *wtabs_new(void)
 {
@@ -400,7 +493,6 @@ static void wtabs_free(struct wtabs *w)
 		return;
 	for (i = 0; i < NTABS; i++)
 		itab_release(&w->t[i]);
-	free(w->canon_start);
 	free(w);
 }
 
@@ -410,8 +502,19 @@ static size_t wtabs_bytes(const struct wtabs *w)
 	int i;
 
 	for (i = 0; i < NTABS; i++)
-		b += w->t[i].keys.len + ((size_t)w->t[i].mask + 1) * 8 + w->t[i].cap_off * 4;
+		b += itab_bytes(&w->t[i]);
 	return b;
+}
+
+/* After a record was written: forget what the recent records did not use. */
+static void wtabs_forget(struct wtabs *w)
+{
+	int i;
+
+	if (w->gen % WTABS_FORGET_EVERY || w->gen <= WTABS_KEEP)
+		return;
+	for (i = 0; i < NTABS; i++)
+		itab_forget(&w->t[i], w->gen - WTABS_KEEP);
 }
 
 struct idcount {
@@ -431,7 +534,9 @@ static uint32_t wput(struct wtabs *w, int t, const struct strbuf *key, struct st
 		     uint32_t *nnew)
 {
 	bool added;
-	uint32_t id = itab_intern(&w->t[t], key->buf, key->len, &added);
+	struct itab *it = &w->t[t];
+	uint32_t idx = itab_intern(it, key->buf, key->len, w->gen, &added);
+	uint32_t id = it->ents[idx].id; /* after the call: it may move ents */
 
 	if (added) {
 		if (t == T_STR)
@@ -463,6 +568,7 @@ static void encode_body(struct wtabs *w, const struct prof_profile *p, struct st
 	uint32_t ncnt = 0;
 
 	memset(sec, 0, sizeof(sec));
+	w->gen++;
 	for (i = 0; i < NTABS - 1; i++)
 		base[i] = w->t[i].n;
 	smap = xcalloc((size_t)p->nstrings + 1, sizeof(*smap));
@@ -488,11 +594,14 @@ static void encode_body(struct wtabs *w, const struct prof_profile *p, struct st
 			put_uv(&key, smap[m->build_id]);
 			put_uv(&key, m->offset);
 			put_uv(&key, size);
-			c = itab_intern(&w->t[T_CANON], key.buf, key.len, &added);
-			xgrow((void **)&w->canon_start, &w->cap_canon, c, sizeof(*w->canon_start));
+			struct itab *ct = &w->t[T_CANON];
+
+			c = itab_intern(ct, key.buf, key.len, w->gen, &added);
+			xgrow((void **)&ct->payload, &ct->cap_payload, (size_t)c + 1,
+			      sizeof(*ct->payload));
 			if (added)
-				w->canon_start[c - 1] = m->start;
-			start = w->canon_start[c - 1];
+				ct->payload[c] = m->start;
+			start = ct->payload[c];
 		}
 		morig[i + 1] = m->start;
 		strbuf_reset(&key);
@@ -1430,6 +1539,7 @@ int prof_store__append(struct prof_store *s, const struct prof_profile *p)
 		 bs.bytes[T_MAP], bs.nnew[T_FN], bs.bytes[T_FN], bs.nnew[T_LOC], bs.bytes[T_LOC],
 		 bs.nnew[T_CHAIN], bs.bytes[T_CHAIN], bs.nnew[T_STACK], bs.bytes[T_STACK],
 		 bs.ncounts, bs.count_bytes);
+	wtabs_forget(s->tabs);
 	pthread_mutex_lock(&s->mu);
 	s->table_bytes = wtabs_bytes(s->tabs);
 	seg_add_rec(s->active, &r);

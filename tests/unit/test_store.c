@@ -732,6 +732,66 @@ Test(store, query_equals_merge_of_the_inputs)
 	free(w);
 }
 
+/*
+ * Under process churn the appender's tables hold what recent records used,
+ * not the whole segment: they stop growing, and a stack that comes back
+ * after it was forgotten still reads back right.
+ */
+Test(store, appender_tables_follow_the_working_set)
+{
+	struct rp_world *w = rp_world_new();
+	char *dir = tmp_dir();
+	struct prof_store *s = open_store(dir, 0, 0, 1);
+	struct prof_profile *want = prof_profile__new(10101010), *p, *q, *cron;
+	struct prof_store_stats st;
+	uint64_t bytes_at[121] = {0}, max_late = 0;
+	int64_t t0 = base_time();
+	char *f1, *f2;
+	int i;
+
+	for (i = 0; i < 120; i++) {
+		p = rp_interval(w, i + 1, t0 + i * 10 * SEC, 1980);
+		rp_add_churn(w, p, i + 1, 100000 + (uint32_t)i * 100, 40);
+		/* A job that runs twice, 80 records apart: forgotten in between. */
+		if (i == 3 || i == 83) {
+			cron = mk_interval(t0 + i * 10 * SEC, 7, 0);
+			prof_profile__merge(p, cron);
+			prof_profile__free(cron);
+		}
+		cr_assert_eq(prof_store__append(s, p), 0);
+		prof_profile__merge(want, p);
+		prof_profile__free(p);
+		prof_store__stats(s, &st);
+		bytes_at[i + 1] = st.table_bytes;
+		if (i + 1 > 60 && st.table_bytes > max_late)
+			max_late = st.table_bytes;
+	}
+	cr_assert_eq(st.segments, 1, "the test wants one segment, got %llu",
+		     (unsigned long long)st.segments);
+	cr_log_info("appender tables: %llu bytes after 40 records, at most %llu after 60, %llu "
+		    "after 120",
+		    (unsigned long long)bytes_at[40], (unsigned long long)max_late,
+		    (unsigned long long)bytes_at[120]);
+	cr_expect_lt(max_late, bytes_at[40] + bytes_at[40] / 2,
+		     "tables grow with the segment: %llu bytes after 40 records, %llu later",
+		     (unsigned long long)bytes_at[40], (unsigned long long)max_late);
+
+	q = query(s, t0, t0 + 120 * 10 * SEC, NULL);
+	cr_assert_eq(q->total_count, want->total_count);
+	cr_expect_eq(comm_total(q, "alpha"), 14);
+	f1 = folded(want);
+	f2 = folded(q);
+	cr_assert(!strcmp(f1, f2), "folded output of the query differs from the merged input");
+	free(f1);
+	free(f2);
+	prof_profile__free(q);
+	prof_profile__free(want);
+	prof_store__close(s);
+	rm_rf(dir);
+	free(dir);
+	free(w);
+}
+
 Test(store, reopen_keeps_everything)
 {
 	char *dir = tmp_dir();
