@@ -87,18 +87,23 @@ awk -v d="$((t1 - t0))" -v cpu="$((cpu1 - cpu0))" -v hz="$hz" -v bytes="$bytes" 
 		printf "| run | %d s, %d RSS samples |\n", d, n
 		printf "| RSS first / last / max | %.1f / %.1f / %.1f MB |\n", y[1], y[n], max(y, n)
 		printf "| RSS slope (least squares) | %+.2f MB per hour |\n", slope * 3600
-		for (i = 1; i < n; i++) if (x[i] >= d / 2) break
-		for (j = i; j <= n; j++) { hx += x[j]; hy += y[j]; hxx += x[j] * x[j]; hxy += x[j] * y[j]; m++ }
-		printf "| RSS slope, second half | %+.2f MB per hour |\n", (m * hxy - hx * hy) / (m * hxx - hx * hx) * 3600
+		# The first minute is start-up: the symbol tables of every running
+		# program, the BPF maps, the first store segment. The slope after it
+		# is the trend the issue asks about.
+		for (i = 1; i < n; i++) if (x[i] >= 60) break
+		printf "| RSS at 1 min / end, slope after the first minute | %.1f / %.1f MB, %+.2f MB per hour |\n", \
+			y[i], y[n], slope2(x, y, i, n) * 3600
+		for (k = 1; k < n; k++) if (x[k] >= d / 2) break
+		printf "| RSS slope, second half | %+.2f MB per hour |\n", slope2(x, y, k, n) * 3600
 		printf "| RssAnon / RssFile / RssShmem / Private_Dirty, first -> last | %.1f / %.1f / %.1f / %.1f -> %.1f / %.1f / %.1f / %.1f MB |\n", \
 			a[1], fl[1], sh[1], pd[1], a[n], fl[n], sh[n], pd[n]
-		printf "| slope second half, RssAnon / RssFile / Private_Dirty | %+.2f / %+.2f / %+.2f MB per hour |\n", \
+		printf "| slope after the first minute, RssAnon / RssFile / Private_Dirty | %+.2f / %+.2f / %+.2f MB per hour |\n", \
 			slope2(x, a, i, n) * 3600, slope2(x, fl, i, n) * 3600, slope2(x, pd, i, n) * 3600
 		printf "| heap in use / free, first -> last | %.1f / %.1f -> %.1f / %.1f MB |\n", u[1], f[1], u[n], f[n]
 		printf "| symbol tables / DWARF (estimated) / store tables, first -> last | %.1f / %.1f / %.1f -> %.1f / %.1f / %.1f MB |\n", \
 			symt[1], dw[1], tb[1], symt[n], dw[n], tb[n]
-		printf "| slope second half, heap in use / symbol tables | %+.2f / %+.2f MB per hour |\n", \
-			slope2(x, u, i, n) * 3600, slope2(x, symt, i, n) * 3600
+		printf "| slope after the first minute, heap in use / symbol tables / DWARF / store tables | %+.2f / %+.2f / %+.2f / %+.2f MB per hour |\n", \
+			slope2(x, u, i, n) * 3600, slope2(x, symt, i, n) * 3600, slope2(x, dw, i, n) * 3600, slope2(x, tb, i, n) * 3600
 		printf "| agent CPU | %.4f s per wall second |\n", cpu / hz / d
 		printf "| store | %d bytes: %.1f MB per hour, %.1f MB per day |\n", bytes, bytes / d * 3600 / 1e6, bytes / d * 86400 / 1e6
 		printf "| query, whole run (%d s) | %.3f s |\n", d, qa
@@ -117,6 +122,7 @@ echo "RssFile (MB) every minute: $(awk 'NR % 6 == 1 {printf "%.1f ", $6 / 1024}'
 echo "heap in use (MB) every minute: $(awk 'NR % 6 == 1 {printf "%.1f ", $3 / 1048576}' "$OUT/rss")"
 echo "symbol tables (MB) every minute: $(awk 'NR % 6 == 1 {printf "%.1f ", $9 / 1048576}' "$OUT/rss")"
 echo "DWARF, estimated (MB) every minute: $(awk 'NR % 6 == 1 {printf "%.1f ", $10 / 1048576}' "$OUT/rss")"
+echo "store tables (MB) every minute: $(awk 'NR % 6 == 1 {printf "%.2f ", $11 / 1048576}' "$OUT/rss")"
 echo "Mappings whose resident kB grew most after the first minute (kB at 1 min -> end):"
 awk 'NR == FNR { a[$1] = $2; next } { d = $2 - a[$1]; if (d != 0) printf "  %+6d  %s (%d -> %d)\n", d, $1, a[$1], $2 }' \
 	"$OUT/smaps.1m" "$OUT/smaps.end" | sort -rn | head -8
