@@ -151,6 +151,7 @@ static const char usage_agent[] =
 	"                                (default 360 with the store, where a waiting\n"
 	"                                interval costs no memory; 30 with --no-store);\n"
 	"                                beyond it the oldest are dropped and counted\n"
+	"      --push-tenant ID          multi-tenant Pyroscope: send X-Scope-OrgID: ID\n"
 	"  -v, --verbose                 more log output (repeat for debug)\n"
 	"  -h, --help                    this help\n";
 
@@ -198,7 +199,7 @@ static int parse_map_size(const char *s, uint32_t *out)
 }
 
 /* Long options without a short form. */
-enum { OPT_UNWIND = 1000, OPT_UNWIND_ROWS };
+enum { OPT_UNWIND = 1000, OPT_UNWIND_ROWS, OPT_PUSH_TENANT };
 
 /* --unwind cfi|fp */
 static int parse_unwind(const char *s, bool *fp_only)
@@ -936,6 +937,7 @@ static int cmd_agent(int argc, char **argv)
 		{"service-name", required_argument, NULL, 'n'},
 		{"label", required_argument, NULL, 'L'},
 		{"push-queue", required_argument, NULL, 'Q'},
+		{"push-tenant", required_argument, NULL, OPT_PUSH_TENANT},
 		{"verbose", no_argument, NULL, 'v'},
 		{"help", no_argument, NULL, 'h'},
 		{},
@@ -1059,6 +1061,14 @@ static int cmd_agent(int argc, char **argv)
 				return bad_option("agent", "--push-queue (1..1000000)", optarg);
 			po.queue_max = v;
 			break;
+		case OPT_PUSH_TENANT:
+			if (prof_push_check_tenant(optarg))
+				return bad_option("agent",
+						  "--push-tenant (1 to 150 letters, digits and "
+						  "! - _ . * ' ( ))",
+						  optarg);
+			po.tenant = optarg;
+			break;
 		case 'v':
 			log_level++;
 			break;
@@ -1074,9 +1084,9 @@ static int cmd_agent(int argc, char **argv)
 		fprintf(stderr, "bpfprof agent: unexpected argument '%s'\n", argv[optind]);
 		return 2;
 	}
-	if (!po.url && (po.service_name || po.nlabels || po.queue_max)) {
-		fprintf(stderr, "bpfprof agent: --service-name, --label and --push-queue need "
-				"--push-url\n");
+	if (!po.url && (po.service_name || po.nlabels || po.queue_max || po.tenant)) {
+		fprintf(stderr, "bpfprof agent: --service-name, --label, --push-queue and "
+				"--push-tenant need --push-url\n");
 		return 2;
 	}
 	if (srv_parse_address(address, &ss, &sslen))

@@ -178,6 +178,24 @@ int prof_push_check_service_name(const char *s)
 	return 0;
 }
 
+/* dskit's tenant.ValidTenantID(), which Pyroscope applies to X-Scope-OrgID. */
+static bool is_tenant_char(char c)
+{
+	return is_label_name_char(c, false) || (c && strchr("!-.*'()", c));
+}
+
+int prof_push_check_tenant(const char *s)
+{
+	size_t n = s ? strlen(s) : 0;
+
+	if (!n || n > 150 || !strcmp(s, ".") || !strcmp(s, ".."))
+		return -EINVAL;
+	for (; *s; s++)
+		if (!is_tenant_char(*s))
+			return -EINVAL;
+	return 0;
+}
+
 /* Unix seconds, rounded to the nearest. */
 static int64_t round_s(int64_t ns)
 {
@@ -566,6 +584,13 @@ struct prof_push *prof_push__start(const struct prof_push_opts *o)
 			errno = EINVAL;
 			return NULL;
 		}
+	if (o->tenant && prof_push_check_tenant(o->tenant)) {
+		pr_err("push: invalid tenant id '%s' (1 to 150 characters: letters, digits, "
+		       "! - _ . * ' ( ))",
+		       o->tenant);
+		errno = EINVAL;
+		return NULL;
+	}
 	/* Thread-safe since libcurl 7.84; we call it before our thread exists anyway. */
 	if (curl_global_init(CURL_GLOBAL_DEFAULT)) {
 		errno = ENOMEM;
@@ -600,6 +625,13 @@ struct prof_push *prof_push__start(const struct prof_push_opts *o)
 	}
 	p->headers = curl_slist_append(NULL, "Content-Type: application/octet-stream");
 	p->headers = curl_slist_append(p->headers, "Expect:"); /* no 100-continue round trip */
+	if (o->tenant) {
+		struct strbuf h = STRBUF_INIT;
+
+		strbuf_addf(&h, "X-Scope-OrgID: %s", o->tenant);
+		p->headers = curl_slist_append(p->headers, h.buf);
+		strbuf_release(&h);
+	}
 	curl_easy_setopt(p->curl, CURLOPT_HTTPHEADER, p->headers);
 	curl_easy_setopt(p->curl, CURLOPT_POST, 1L);
 	curl_easy_setopt(p->curl, CURLOPT_USERAGENT, "bpfprof");
@@ -620,7 +652,8 @@ struct prof_push *prof_push__start(const struct prof_push_opts *o)
 		errno = err;
 		return NULL;
 	}
-	pr_info("push: to %s/ingest as %s", p->url_shown, p->name);
+	pr_info("push: to %s/ingest as %s%s%s", p->url_shown, p->name, o->tenant ? ", tenant " : "",
+		o->tenant ? o->tenant : "");
 	return p;
 }
 

@@ -6,6 +6,7 @@
  *   POST URL/ingest?name=SERVICE{hostname=H,k=v}&from=S&until=S
  *        &format=pprof&sampleRate=HZ&spyName=bpfprof
  *   Content-Type: application/octet-stream, body: one gzip pprof
+ *   X-Scope-OrgID: TENANT (with opts.tenant)
  *
  * (why this form and which Pyroscope versions take it: docs/DESIGN-NOTES.md).
  *
@@ -58,6 +59,11 @@ struct prof_push_opts {
 	/* "name=value" labels (prof_push_check_label()); copied. A "hostname" one replaces it. */
 	const char *const *labels;
 	size_t nlabels;
+	/*
+	 * Multi-tenant Pyroscope: sent as "X-Scope-OrgID: TENANT" on every
+	 * request (prof_push_check_tenant()); NULL = none. Copied.
+	 */
+	const char *tenant;
 	unsigned int sample_rate; /* Hz, sent as sampleRate= (informational for pprof) */
 	unsigned int queue_max; /* intervals; 0 = PROF_PUSH_QUEUE_STORE or _MEMORY */
 	/* NULL = keep encoded profiles in memory. Must outlive the pusher. */
@@ -148,6 +154,12 @@ int prof_push_check_label(const char *kv, char *why, size_t whylen);
 
 /* Pyroscope's application name characters: [A-Za-z0-9_.\-/]+. 0 or -EINVAL. */
 int prof_push_check_service_name(const char *s);
+
+/*
+ * A tenant id as Pyroscope (Grafana's dskit) takes it in X-Scope-OrgID: 1 to
+ * 150 of [A-Za-z0-9!-_.*'()], and not "." or "..". 0 or -EINVAL.
+ */
+int prof_push_check_tenant(const char *s);
 
 /*
  * The full ingest URL for one interval, appended to @out: @base (its

@@ -3,9 +3,10 @@
  * End-to-end: the agent with the real BPF programs pushes every interval to
  * a local stand-in for Pyroscope's ingest API (tests/common/ingest_rx.c, on
  * 127.0.0.1). Every request is checked (POST /ingest, the name with its
- * labels, from/until, format=pprof, a gzip pprof body with the fixture's
- * chain); then the receiver goes away for a few intervals and comes back on
- * the same port, and the ranges it accepted must still be contiguous.
+ * labels, from/until, format=pprof, the tenant header, a gzip pprof body
+ * with the fixture's chain); then the receiver goes away for a few
+ * intervals and comes back on the same port, and the ranges it accepted
+ * must still be contiguous.
  */
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -51,9 +52,21 @@ static void cleanup(void)
 		unlink(agent_log);
 }
 
-static void start_agent(const char *push_url)
+/*
+ * Starts the agent pushing to @push_url, with 1 s intervals, the store in
+ * store_dir (made on the first start, kept across restarts) and the
+ * NULL-terminated @extra arguments; waits for /healthz.
+ */
+static void start_agent(const char *push_url, const char *const *extra)
 {
-	char bin[256], addr[64], fix[256];
+	char bin[256], addr[64];
+	const char *base[] = {"agent",	     "--http-address", addr,	  "-F",
+			      "99",	     "--store",	       NULL,	  "--interval",
+			      "1",	     "--push-url",     push_url,  "--service-name",
+			      "bpfprof-e2e", "--label",	       "env=e2e", "--label",
+			      "team=perf"};
+	char *argv[40];
+	size_t n = 0;
 	struct test_http_response r;
 
 	test_build_path("bpfprof", bin, sizeof(bin));
@@ -61,23 +74,17 @@ static void start_agent(const char *push_url)
 	cr_assert_gt(agent_port, 0);
 	snprintf(addr, sizeof(addr), "127.0.0.1:%d", agent_port);
 	snprintf(agent_log, sizeof(agent_log), "/tmp/bpfprof-push-agent-%d.log", (int)getpid());
-	store_dir = test_tmp_dir("push-store");
-	{
-		char *argv[] = {
-			bin,	      "agent",		"--http-address", addr,		 "-F",
-			"99",	      "--store",	store_dir,	  "--interval",	 "1",
-			"--push-url", (char *)push_url, "--service-name", "bpfprof-e2e", "--label",
-			"env=e2e",    "--label",	"team=perf",	  NULL};
-
-		agent_pid = test_spawn(argv, NULL, agent_log);
-	}
+	if (!store_dir)
+		store_dir = test_tmp_dir("push-store");
+	base[6] = store_dir;
+	argv[n++] = bin;
+	for (size_t i = 0; i < ARRAY_SIZE(base); i++)
+		argv[n++] = (char *)base[i];
+	for (; extra && *extra && n < ARRAY_SIZE(argv) - 1; extra++)
+		argv[n++] = (char *)*extra;
+	argv[n] = NULL;
+	agent_pid = test_spawn(argv, NULL, agent_log);
 	cr_assert_gt(agent_pid, 0);
-	test_build_path("fixtures/fpchains", fix, sizeof(fix));
-	{
-		char *argv[] = {fix, "40", "/dev/null", NULL};
-
-		load_pid = test_spawn(argv, NULL, NULL);
-	}
 	for (int i = 0; i < 100; i++) {
 		if (test_http(agent_port, "GET", "/healthz", &r, 1000) == 0 && r.status == 200) {
 			strbuf_release(&r.body);
@@ -87,6 +94,17 @@ static void start_agent(const char *push_url)
 		usleep(100 * 1000);
 	}
 	cr_assert_fail("agent did not answer /healthz within 10 s");
+}
+
+/* The fixture with a known chain, busy for 40 s. */
+static void start_load(void)
+{
+	char fix[256];
+	char *argv[] = {fix, "40", "/dev/null", NULL};
+
+	test_build_path("fixtures/fpchains", fix, sizeof(fix));
+	load_pid = test_spawn(argv, NULL, NULL);
+	cr_assert_gt(load_pid, 0);
 }
 
 /* The largest until= among accepted requests. */
@@ -142,7 +160,8 @@ Test(push, ingest_requests_are_valid_and_an_outage_loses_nothing, .fini = cleanu
 	test_ingest_rx__script(rx, first_answer, 1); /* a 5xx first: retried */
 	cr_assert_eq(test_ingest_rx__listen(rx), 0);
 	snprintf(url, sizeof(url), "http://127.0.0.1:%d", test_ingest_rx__port(rx));
-	start_agent(url);
+	start_load();
+	start_agent(url, (const char *const[]){"--push-tenant", "e2e-tenant", NULL});
 
 	/* Up: a few intervals arrive. */
 	deadline = now_mono_ns() + 15 * SEC;
@@ -202,6 +221,7 @@ Test(push, ingest_requests_are_valid_and_an_outage_loses_nothing, .fini = cleanu
 		cr_expect_str_eq(rq.format, "pprof");
 		cr_expect_str_eq(rq.spy, "bpfprof");
 		cr_expect_str_eq(rq.rate, "99");
+		cr_expect_str_eq(rq.org_id, "e2e-tenant", "request %zu", i);
 		cr_expect(rq.from[0] && rq.until[0] &&
 				  strspn(rq.from, "0123456789") == strlen(rq.from) &&
 				  strspn(rq.until, "0123456789") == strlen(rq.until),

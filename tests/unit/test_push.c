@@ -140,6 +140,45 @@ Test(push, labels_are_checked)
 	cr_expect_eq(prof_push_check_service_name("a:b"), -EINVAL);
 }
 
+Test(push, tenant_ids_are_checked)
+{
+	static const struct {
+		const char *id;
+		bool ok;
+		const char *what;
+	} cases[] = {
+		{"1", true, "a number"},
+		{"123456", true, "Grafana Cloud's instance ids are numbers"},
+		{"team-a", true, "letters and '-'"},
+		{"Org_1.prod", true, "'_' and '.'"},
+		{"a!b*c'd(e)", true, "the other punctuation dskit allows"},
+		{"...", true, "only . and .. are refused, as path segments"},
+		{"", false, "empty"},
+		{".", false, "a path segment"},
+		{"..", false, "a path segment"},
+		{"a b", false, "a space"},
+		{"a|b", false, "dskit's separator of several tenants"},
+		{"a/b", false, "a slash"},
+		{"a:b", false, "a colon"},
+		{"a\tb", false, "a tab"},
+		{"a\nb", false, "a newline: header injection"},
+		{"\x7f", false, "DEL"},
+		{"h\xc3\xa9", false, "not ASCII"},
+	};
+	char max[152];
+
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++)
+		cr_expect_eq(prof_push_check_tenant(cases[i].id) == 0, cases[i].ok, "case %zu: %s",
+			     i, cases[i].what);
+	memset(max, 'x', 150);
+	max[150] = '\0';
+	cr_expect_eq(prof_push_check_tenant(max), 0, "150 characters");
+	max[150] = 'x';
+	max[151] = '\0';
+	cr_expect_eq(prof_push_check_tenant(max), -EINVAL, "151 characters");
+	cr_expect_eq(prof_push_check_tenant(NULL), -EINVAL);
+}
+
 Test(push, ingest_url)
 {
 	static const struct {
@@ -292,6 +331,7 @@ Test(push, retries_5xx_and_429_fails_4xx_in_order, .timeout = 30)
 				   .hostname = "host-1",
 				   .labels = labels,
 				   .nlabels = 2,
+				   .tenant = "team-1",
 				   .sample_rate = 99,
 				   .backoff_min_ms = 10,
 				   .backoff_max_ms = 40};
@@ -338,6 +378,7 @@ Test(push, retries_5xx_and_429_fails_4xx_in_order, .timeout = 30)
 		cr_expect_str_eq(rq.rate, "99");
 		cr_expect_str_eq(rq.spy, "bpfprof");
 		cr_expect_str_eq(rq.content_type, "application/octet-stream");
+		cr_expect_str_eq(rq.org_id, "team-1", "request %zu", i); /* retries too */
 		cr_assert_gt(rq.body.len, 2);
 		cr_expect(rq.body.buf[0] == '\x1f' && rq.body.buf[1] == '\x8b', "not gzip");
 		pb = pprof_read(rq.body.buf, rq.body.len);
@@ -404,6 +445,7 @@ Test(push, queue_bound_while_down_then_delivers, .timeout = 30)
 	for (size_t i = 0; i < n; i++) {
 		cr_assert(test_ingest_rx__get(rx, i, &rq));
 		cr_expect_gt(atoll(rq.from), prev, "out of order");
+		cr_expect_str_eq(rq.org_id, "", "a tenant header without --push-tenant");
 		prev = atoll(rq.from);
 		strbuf_release(&rq.body);
 	}
@@ -454,6 +496,8 @@ Test(push, bad_options_are_refused)
 		{.url = NULL},
 		{.url = "http://x", .service_name = "a b"},
 		{.url = "http://x", .labels = bad_label, .nlabels = 1},
+		{.url = "http://x", .tenant = "a b"},
+		{.url = "http://x", .tenant = ""},
 	};
 
 	for (size_t i = 0; i < ARRAY_SIZE(o); i++) {
