@@ -178,6 +178,97 @@ int prof_push_check_service_name(const char *s)
 	return 0;
 }
 
+/* The contents of an auth file, without its newline: see prof_push_read_auth_file(). */
+static int check_auth(const char *a, size_t len, const char **why)
+{
+	const char *colon = memchr(a, ':', len);
+
+	*why = NULL;
+	if (!len)
+		*why = "the file is empty";
+	for (size_t i = 0; i < len && !*why; i++)
+		if ((unsigned char)a[i] < 0x20 || a[i] == 0x7f)
+			*why = "control characters (only one trailing newline is removed)";
+	if (*why)
+		return -EINVAL;
+	if (!colon && memchr(a, ' ', len))
+		*why = "a bearer token has no spaces";
+	else if (colon == a)
+		*why = "no user name before ':'";
+	else if (colon && colon == a + len - 1)
+		*why = "no password after ':'";
+	else if (colon && memchr(a, ' ', colon - a))
+		*why = "a space in the user name";
+	return *why ? -EINVAL : 0;
+}
+
+/* Overwrites the secret before the memory goes back to the allocator. */
+static void wipe(struct strbuf *sb)
+{
+	if (sb->buf)
+		explicit_bzero(sb->buf, sb->cap);
+	strbuf_release(sb);
+}
+
+int prof_push_read_auth_file(const char *path, char **auth, const char **why)
+{
+	struct strbuf sb = STRBUF_INIT;
+	int err;
+
+	*auth = NULL;
+	err = read_secret_file(path, 4096, &sb, why);
+	if (err)
+		return err;
+	/* The newline that editors and echo leave; a Windows editor's "\r\n" is one too. */
+	if (sb.len && sb.buf[sb.len - 1] == '\n') {
+		sb.buf[--sb.len] = '\0';
+		if (sb.len && sb.buf[sb.len - 1] == '\r')
+			sb.buf[--sb.len] = '\0';
+	}
+	err = check_auth(sb.buf, sb.len, why);
+	if (err) {
+		wipe(&sb);
+		return err;
+	}
+	*auth = strbuf_detach(&sb, NULL);
+	return 0;
+}
+
+/* For the log: what kind of credentials, never what they are. */
+static const char *auth_kind(const char *auth)
+{
+	if (!auth)
+		return "";
+	return strchr(auth, ':') ? ", basic auth" : ", bearer token";
+}
+
+/*
+ * Hands the credentials to libcurl, which builds the Authorization header
+ * and keeps its own copy. One method only, so libcurl sends it with the
+ * first request instead of waiting for a 401 to pick one.
+ */
+static int set_auth(CURL *curl, const char *auth)
+{
+	const char *colon = strchr(auth, ':');
+	char *user;
+	CURLcode rc;
+
+	if (!colon) {
+		rc = curl_easy_setopt(curl, CURLOPT_HTTPAUTH, CURLAUTH_BEARER);
+		if (!rc)
+			rc = curl_easy_setopt(curl, CURLOPT_XOAUTH2_BEARER, auth);
+		return rc ? -ENOTSUP : 0;
+	}
+	user = xstrndup(auth, colon - auth);
+	rc = curl_easy_setopt(curl, CURLOPT_HTTPAUTH, CURLAUTH_BASIC);
+	if (!rc)
+		rc = curl_easy_setopt(curl, CURLOPT_USERNAME, user);
+	if (!rc)
+		rc = curl_easy_setopt(curl, CURLOPT_PASSWORD, colon + 1);
+	free(user);
+	return rc ? -ENOTSUP : 0;
+}
+
 /* dskit's tenant.ValidTenantID(), which Pyroscope applies to X-Scope-OrgID. */
 static bool is_tenant_char(char c)
 {
@@ -281,20 +372,33 @@ static uint32_t rng_next(struct prof_push *p)
 	return (uint32_t)(x >> 16);
 }
 
+/* The '@' that ends user[:password] in "scheme://user:pass@host/...", or NULL. */
+static const char *userinfo_end(const char *url)
+{
+	const char *hp = strstr(url, "://");
+	size_t n;
+
+	if (!hp)
+		return NULL;
+	hp += 3;
+	n = strcspn(hp, "/?#"); /* the authority (RFC 3986, 3.2) */
+	return memchr(hp, '@', n);
+}
+
+bool prof_push_url_has_credentials(const char *url)
+{
+	return userinfo_end(url) != NULL;
+}
+
 /* "scheme://user:pass@host/..." -> "scheme://host/..." */
 static char *url_without_credentials(const char *url)
 {
-	const char *hp = strstr(url, "://"), *at, *slash;
+	const char *at = userinfo_end(url);
 	struct strbuf sb = STRBUF_INIT;
 
-	if (!hp)
+	if (!at)
 		return xstrdup(url);
-	hp += 3;
-	slash = strchr(hp, '/');
-	at = strchr(hp, '@');
-	if (!at || (slash && at > slash))
-		return xstrdup(url);
-	strbuf_add(&sb, url, hp - url);
+	strbuf_add(&sb, url, strstr(url, "://") + 3 - url);
 	strbuf_adds(&sb, at + 1);
 	return strbuf_detach(&sb, NULL);
 }
@@ -564,6 +668,7 @@ struct prof_push *prof_push__start(const struct prof_push_opts *o)
 {
 	struct prof_push *p;
 	pthread_condattr_t ca;
+	const char *w;
 	char why[128];
 	int err;
 
@@ -588,6 +693,16 @@ struct prof_push *prof_push__start(const struct prof_push_opts *o)
 		pr_err("push: invalid tenant id '%s' (1 to 150 characters: letters, digits, "
 		       "! - _ . * ' ( ))",
 		       o->tenant);
+		errno = EINVAL;
+		return NULL;
+	}
+	if (o->auth && prof_push_url_has_credentials(o->url)) {
+		pr_err("push: credentials both in the URL and in an auth file: give them one way");
+		errno = EINVAL;
+		return NULL;
+	}
+	if (o->auth && check_auth(o->auth, strlen(o->auth), &w)) {
+		pr_err("push: unusable credentials: %s", w);
 		errno = EINVAL;
 		return NULL;
 	}
@@ -644,6 +759,14 @@ struct prof_push *prof_push__start(const struct prof_push_opts *o)
 	curl_easy_setopt(p->curl, CURLOPT_XFERINFOFUNCTION, on_progress);
 	curl_easy_setopt(p->curl, CURLOPT_XFERINFODATA, p);
 	curl_easy_setopt(p->curl, CURLOPT_NOPROGRESS, 0L);
+	if (o->auth && set_auth(p->curl, o->auth)) {
+		pr_err("push: this libcurl cannot send %s auth",
+		       strchr(o->auth, ':') ? "basic" : "bearer");
+		push_free(p);
+		curl_global_cleanup();
+		errno = ENOTSUP;
+		return NULL;
+	}
 
 	err = pthread_create(&p->thread, NULL, push_main, p);
 	if (err) {
@@ -652,8 +775,8 @@ struct prof_push *prof_push__start(const struct prof_push_opts *o)
 		errno = err;
 		return NULL;
 	}
-	pr_info("push: to %s/ingest as %s%s%s", p->url_shown, p->name, o->tenant ? ", tenant " : "",
-		o->tenant ? o->tenant : "");
+	pr_info("push: to %s/ingest as %s%s%s%s", p->url_shown, p->name,
+		o->tenant ? ", tenant " : "", o->tenant ? o->tenant : "", auth_kind(o->auth));
 	return p;
 }
 

@@ -50,8 +50,8 @@
 struct prof_push_opts {
 	/*
 	 * Base URL, http:// or https://, optionally with user:password@ (HTTP
-	 * basic auth, e.g. Grafana Cloud) and a path prefix; "/ingest" is
-	 * appended. Copied. Never logged with its password.
+	 * basic auth, but ps shows it: see @auth) and a path prefix; "/ingest"
+	 * is appended. Copied. Never logged with its password.
 	 */
 	const char *url;
 	const char *service_name; /* NULL = @hostname; prof_push_check_service_name() */
@@ -64,6 +64,13 @@ struct prof_push_opts {
 	 * request (prof_push_check_tenant()); NULL = none. Copied.
 	 */
 	const char *tenant;
+	/*
+	 * Credentials, as prof_push_read_auth_file() returns them: "USER:PASSWORD"
+	 * for HTTP basic auth, or a bearer token (no ':'). NULL = none (or
+	 * user:password@ in @url; both at once are refused). Only libcurl keeps
+	 * a copy; never logged.
+	 */
+	const char *auth;
 	unsigned int sample_rate; /* Hz, sent as sampleRate= (informational for pprof) */
 	unsigned int queue_max; /* intervals; 0 = PROF_PUSH_QUEUE_STORE or _MEMORY */
 	/* NULL = keep encoded profiles in memory. Must outlive the pusher. */
@@ -154,6 +161,22 @@ int prof_push_check_label(const char *kv, char *why, size_t whylen);
 
 /* Pyroscope's application name characters: [A-Za-z0-9_.\-/]+. 0 or -EINVAL. */
 int prof_push_check_service_name(const char *s);
+
+/*
+ * Reads --push-auth-file: a file only its owner may read (read_secret_file(),
+ * 4 KiB at most) that holds "USER:PASSWORD" (HTTP basic auth, e.g. Grafana
+ * Cloud's instance id and an access token) or, without ':', a bearer token.
+ * One trailing newline ("\n" or "\r\n") is removed. 0 with the contents in
+ * *@auth (the caller frees it, after explicit_bzero()), or -errno with a
+ * one-line reason in *@why (static): the file's errors, or -EINVAL for an
+ * empty file, control characters (a second line included), an empty user
+ * or password, or a space in the user or the token. The reason never
+ * quotes the file.
+ */
+int prof_push_read_auth_file(const char *path, char **auth, const char **why);
+
+/* Whether @url has user[:password]@ in front of its host. */
+bool prof_push_url_has_credentials(const char *url);
 
 /*
  * A tenant id as Pyroscope (Grafana's dskit) takes it in X-Scope-OrgID: 1 to

@@ -3,10 +3,10 @@
  * End-to-end: the agent with the real BPF programs pushes every interval to
  * a local stand-in for Pyroscope's ingest API (tests/common/ingest_rx.c, on
  * 127.0.0.1). Every request is checked (POST /ingest, the name with its
- * labels, from/until, format=pprof, the tenant header, a gzip pprof body
- * with the fixture's chain); then the receiver goes away for a few
- * intervals and comes back on the same port, and the ranges it accepted
- * must still be contiguous.
+ * labels, from/until, format=pprof, the tenant and basic auth headers, a
+ * gzip pprof body with the fixture's chain); then the receiver goes away
+ * for a few intervals and comes back on the same port, and the ranges it
+ * accepted must still be contiguous.
  */
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -25,7 +26,7 @@
 
 static pid_t agent_pid, load_pid;
 static int agent_port;
-static char agent_log[64];
+static char agent_log[64], auth_path[64];
 static char *store_dir;
 static struct test_ingest_rx *rx;
 
@@ -50,6 +51,21 @@ static void cleanup(void)
 	store_dir = NULL;
 	if (agent_log[0])
 		unlink(agent_log);
+	if (auth_path[0])
+		unlink(auth_path);
+}
+
+/* An owner-only file with @data for --push-auth-file; its path is auth_path. */
+static void write_auth_file(const char *data)
+{
+	FILE *f;
+
+	snprintf(auth_path, sizeof(auth_path), "/tmp/bpfprof-push-auth-%d", (int)getpid());
+	f = fopen(auth_path, "w");
+	cr_assert_not_null(f);
+	cr_assert_eq(fchmod(fileno(f), 0600), 0);
+	fputs(data, f);
+	cr_assert_eq(fclose(f), 0);
 }
 
 /*
@@ -161,7 +177,9 @@ Test(push, ingest_requests_are_valid_and_an_outage_loses_nothing, .fini = cleanu
 	cr_assert_eq(test_ingest_rx__listen(rx), 0);
 	snprintf(url, sizeof(url), "http://127.0.0.1:%d", test_ingest_rx__port(rx));
 	start_load();
-	start_agent(url, (const char *const[]){"--push-tenant", "e2e-tenant", NULL});
+	write_auth_file("e2e-user:e2e-s3cret\n");
+	start_agent(url, (const char *const[]){"--push-tenant", "e2e-tenant", "--push-auth-file",
+					       auth_path, NULL});
 
 	/* Up: a few intervals arrive. */
 	deadline = now_mono_ns() + 15 * SEC;
@@ -222,6 +240,9 @@ Test(push, ingest_requests_are_valid_and_an_outage_loses_nothing, .fini = cleanu
 		cr_expect_str_eq(rq.spy, "bpfprof");
 		cr_expect_str_eq(rq.rate, "99");
 		cr_expect_str_eq(rq.org_id, "e2e-tenant", "request %zu", i);
+		/* base64 of e2e-user:e2e-s3cret */
+		cr_expect_str_eq(rq.authorization,
+				 "Basic ZTJlLXVzZXI6ZTJlLXMzY3JldA==", "request %zu", i);
 		cr_expect(rq.from[0] && rq.until[0] &&
 				  strspn(rq.from, "0123456789") == strlen(rq.from) &&
 				  strspn(rq.until, "0123456789") == strlen(rq.until),

@@ -9,14 +9,17 @@
 #include <criterion/criterion.h>
 #include <curl/curl.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "profiler/push.h"
 #include "tests/common/ingest_rx.h"
 #include "tests/common/pprof_read.h"
+#include "tests/common/testutil.h"
 
 #define SEC 1000000000LL
 
@@ -488,6 +491,172 @@ Test(push, close_gives_up_after_flush_time, .timeout = 30)
 	test_ingest_rx__free(rx);
 }
 
+/* @len bytes of @data in @dir/@name, with @mode; returns the path (free it). */
+static char *write_file_mode(const char *dir, const char *name, const char *data, size_t len,
+			     mode_t mode)
+{
+	char *path = NULL;
+	int fd;
+
+	cr_assert(asprintf(&path, "%s/%s", dir, name) > 0);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(write(fd, data, len), (ssize_t)len);
+	close(fd);
+	cr_assert_eq(chmod(path, mode), 0);
+	return path;
+}
+
+Test(push, auth_file_rules)
+{
+	static const struct {
+		const char *data;
+		size_t len; /* 0 = strlen(data) */
+		mode_t mode;
+		int err;
+		const char *want;
+	} cases[] = {
+		{"12345:glc_Token+/=\n", 0, 0600, 0, "12345:glc_Token+/="},
+		{"user:pass word:with colons\n", 0, 0400, 0, "user:pass word:with colons"},
+		{"user:secret\r\n", 0, 0600, 0, "user:secret"},
+		{"bearer-Token_0.9~+/=", 0, 0600, 0, "bearer-Token_0.9~+/="},
+		{"tok\n", 0, 0600, 0, "tok"},
+		{"", 0, 0600, -EINVAL, NULL},
+		{"\n", 0, 0600, -EINVAL, NULL},
+		{"tok\n\n", 0, 0600, -EINVAL, NULL}, /* only one newline is removed */
+		{"user:pass\nmore\n", 0, 0600, -EINVAL, NULL},
+		{"tok\r", 0, 0600, -EINVAL, NULL}, /* a CR alone is no newline */
+		{"tok\0en\n", 7, 0600, -EINVAL, NULL},
+		{"two words\n", 0, 0600, -EINVAL, NULL},
+		{"tab\there\n", 0, 0600, -EINVAL, NULL},
+		{":password\n", 0, 0600, -EINVAL, NULL},
+		{"user:\n", 0, 0600, -EINVAL, NULL},
+		{"a user:password\n", 0, 0600, -EINVAL, NULL},
+		{"user:secret\n", 0, 0640, -EPERM, NULL},
+		{"user:secret\n", 0, 0644, -EPERM, NULL},
+	};
+	char *dir = test_tmp_dir("auth");
+	char *auth;
+	const char *why;
+
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		size_t len = cases[i].len ? cases[i].len : strlen(cases[i].data);
+		char *path = write_file_mode(dir, "auth", cases[i].data, len, cases[i].mode);
+		int err = prof_push_read_auth_file(path, &auth, &why);
+
+		cr_expect_eq(err, cases[i].err, "case %zu: %d (%s)", i, err, why ? why : "");
+		if (!err) {
+			cr_expect_str_eq(auth, cases[i].want, "case %zu", i);
+			free(auth);
+		} else {
+			cr_expect_null(auth, "case %zu", i);
+			cr_expect(why && *why, "case %zu: no reason", i);
+		}
+		unlink(path);
+		free(path);
+	}
+	cr_expect_eq(prof_push_read_auth_file("/nonexistent/auth", &auth, &why), -ENOENT);
+	cr_expect(why && *why);
+	cr_expect_eq(prof_push_read_auth_file(dir, &auth, &why), -EINVAL, "a directory");
+	test_rm_tree(dir);
+}
+
+Test(push, url_credentials_are_found)
+{
+	static const struct {
+		const char *url;
+		bool creds;
+	} cases[] = {
+		{"https://u:p@x.example", true},
+		{"https://u@x.example/prefix", true},
+		{"http://u:p%40ss@x.example:4040/", true},
+		{"http://x.example", false},
+		{"http://x.example:4040/a@b", false}, /* an '@' in the path */
+		{"http://x.example?a=b@c", false},
+		{"http://x.example#a@b", false},
+		{"x.example", false},
+	};
+
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++)
+		cr_expect_eq(prof_push_url_has_credentials(cases[i].url), cases[i].creds, "%s",
+			     cases[i].url);
+}
+
+/*
+ * Credentials from a file reach the server as libcurl encodes them, on the
+ * first request (no 401 round trip), on retries too, and never in the log.
+ */
+Test(push, auth_reaches_the_server_and_not_the_log, .timeout = 30)
+{
+	static const struct {
+		const char *auth, *want;
+	} cases[] = {
+		{"12345:glc_pa ss:w@rd", "Basic MTIzNDU6Z2xjX3BhIHNzOndAcmQ="},
+		{"glc_bearer.Token-1", "Bearer glc_bearer.Token-1"},
+	};
+	static const int script[] = {503, 401};
+	char logpath[] = "/tmp/bpfprof-push-log-XXXXXX";
+	int logfd = mkstemp(logpath), saved = dup(2);
+	struct strbuf log = STRBUF_INIT;
+
+	cr_assert_geq(logfd, 0);
+	/* Every log line, debug included, goes to a file for the test to read. */
+	log_level = 3;
+	fflush(stderr);
+	dup2(logfd, 2);
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		struct test_ingest_rx *rx = test_ingest_rx__new(0);
+		char url[64];
+		struct prof_push_opts o = {.url = url,
+					   .hostname = "h",
+					   .auth = cases[i].auth,
+					   .backoff_min_ms = 10,
+					   .backoff_max_ms = 20};
+		struct prof_push_stats st;
+		struct test_ingest_req rq;
+		struct prof_push *p;
+		size_t n;
+
+		cr_assert_eq(test_ingest_rx__listen(rx), 0);
+		test_ingest_rx__script(rx, script, ARRAY_SIZE(script));
+		snprintf(url, sizeof(url), "http://127.0.0.1:%d", test_ingest_rx__port(rx));
+		p = prof_push__start(&o);
+		cr_assert_not_null(p);
+		for (int k = 0; k < 2; k++) {
+			struct prof_profile *iv = interval_at(1700000000 + 2 * k);
+
+			prof_push__submit(p, iv, false);
+			prof_profile__free(iv);
+		}
+		wait_idle(p, 10000, &st);
+		cr_expect_eq(st.sent, 1, "case %zu", i);
+		cr_expect_eq(st.failed, 1, "case %zu: the 401", i);
+		n = test_ingest_rx__count(rx, NULL);
+		cr_expect_eq(n, 3, "case %zu: a request went unanswered or was repeated", i);
+		for (size_t k = 0; k < n; k++) {
+			cr_assert(test_ingest_rx__get(rx, k, &rq));
+			cr_expect_str_eq(rq.authorization, cases[i].want, "case %zu request %zu", i,
+					 k);
+			strbuf_release(&rq.body);
+		}
+		prof_push__close(p, 1000);
+		test_ingest_rx__free(rx);
+	}
+	fflush(stderr);
+	dup2(saved, 2);
+	close(saved);
+	close(logfd);
+	log_level = 1;
+	cr_assert_eq(read_file(logpath, &log, 0), 0);
+	unlink(logpath);
+	cr_expect(strstr(log.buf, "basic auth") && strstr(log.buf, "bearer token"),
+		  "the log was not captured: %s", log.buf);
+	cr_expect(strstr(log.buf, "HTTP 401"), "the 401 was not logged: %s", log.buf);
+	cr_expect_null(strstr(log.buf, "glc_"), "a secret in the log: %s", log.buf);
+	cr_expect_null(strstr(log.buf, "w@rd"), "a secret in the log: %s", log.buf);
+	strbuf_release(&log);
+}
+
 Test(push, bad_options_are_refused)
 {
 	const char *bad_label[] = {"x-y=1"};
@@ -498,6 +667,10 @@ Test(push, bad_options_are_refused)
 		{.url = "http://x", .labels = bad_label, .nlabels = 1},
 		{.url = "http://x", .tenant = "a b"},
 		{.url = "http://x", .tenant = ""},
+		{.url = "http://u:p@x", .auth = "u:p"}, /* credentials given twice */
+		{.url = "http://u@x/", .auth = "token"},
+		{.url = "http://x", .auth = ""},
+		{.url = "http://x", .auth = "two\nlines"},
 	};
 
 	for (size_t i = 0; i < ARRAY_SIZE(o); i++) {
