@@ -144,14 +144,17 @@ static const char usage_agent[] =
 	"      --push-url URL            push every interval to Grafana Pyroscope:\n"
 	"                                POST URL/ingest?...&format=pprof, retried with\n"
 	"                                backoff (user:password@ in URL is basic auth,\n"
-	"                                but ps shows it: see --push-auth-file)\n"
+	"                                but ps shows it: see --push-auth-file); with the\n"
+	"                                store, what a previous run stored but could not\n"
+	"                                push goes first (DIR/push-cursor remembers)\n"
 	"      --service-name NAME       Pyroscope service_name (default: the hostname)\n"
 	"      --label NAME=VALUE        extra label on pushed profiles (repeatable);\n"
 	"                                a hostname label is always sent\n"
-	"      --push-queue N            intervals kept while Pyroscope is unreachable\n"
-	"                                (default 360 with the store, where a waiting\n"
-	"                                interval costs no memory; 30 with --no-store);\n"
-	"                                beyond it the oldest are dropped and counted\n"
+	"      --push-queue N            intervals kept while Pyroscope is unreachable,\n"
+	"                                or from before a restart (default 360 with the\n"
+	"                                store, where a waiting interval costs no\n"
+	"                                memory; 30 with --no-store); beyond it the\n"
+	"                                oldest are dropped and counted\n"
 	"      --push-tenant ID          multi-tenant Pyroscope: send X-Scope-OrgID: ID\n"
 	"      --push-auth-file FILE     push credentials, kept out of ps: FILE holds\n"
 	"                                USER:PASSWORD (basic auth) or a bearer token\n"
@@ -1162,6 +1165,7 @@ static int cmd_agent(int argc, char **argv)
 		po.labels = labels;
 		po.sample_rate = co.freq;
 		po.store = ag.store;
+		po.cursor_dir = ag.store ? so.dir : NULL; /* no store, nothing to resume from */
 		ag.push = prof_push__start(&po);
 		free_secret(auth); /* libcurl has its own copy */
 		po.auth = auth = NULL;

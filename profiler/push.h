@@ -30,6 +30,19 @@
  *     permanent failure for that interval, counted and logged with the
  *     server's reply (once per distinct status, not for every interval).
  *
+ * The cursor (opts.cursor_dir): the file PROF_PUSH_CURSOR_FILE holds the
+ * end of the last interval the server accepted, and the target it was for
+ * (URL without credentials, tenant, service name). It is replaced
+ * atomically (temp file, fdatasync, rename) after every accepted interval.
+ * At start, every stored interval that ends after it is queued, oldest
+ * first, ahead of the new ones (what queue_max cannot hold is dropped,
+ * oldest first, and counted); so the intervals a previous run stored but
+ * could not push, even one killed with SIGKILL, go out after a restart.
+ * Without a cursor for this target (the first start, or another URL,
+ * tenant or service name) pushing starts now, and a cursor saying so is
+ * written at once. An interval can be sent twice only if the agent dies
+ * between the server's answer and the cursor's rename.
+ *
  * Threads: prof_push__submit() from one thread (the collector's);
  * prof_push__stats(), __metrics() and __status() from any thread.
  */
@@ -46,6 +59,7 @@
 
 #define PROF_PUSH_QUEUE_STORE 360 /* default with a store: an hour of 10 s intervals */
 #define PROF_PUSH_QUEUE_MEMORY 30 /* default without: encoded profiles, a few MB at most */
+#define PROF_PUSH_CURSOR_FILE "push-cursor" /* in opts.cursor_dir */
 
 struct prof_push_opts {
 	/*
@@ -75,6 +89,12 @@ struct prof_push_opts {
 	unsigned int queue_max; /* intervals; 0 = PROF_PUSH_QUEUE_STORE or _MEMORY */
 	/* NULL = keep encoded profiles in memory. Must outlive the pusher. */
 	struct prof_store *store;
+	/*
+	 * With @store: the directory of the push cursor, usually the store's
+	 * (see "The cursor" above). NULL = none: a restart forgets what was
+	 * not pushed yet.
+	 */
+	const char *cursor_dir;
 	unsigned int backoff_min_ms; /* first retry delay; 0 = 1000 */
 	unsigned int backoff_max_ms; /* cap; 0 = 30000 */
 	unsigned int timeout_ms; /* per request; 0 = 15000 */
@@ -85,6 +105,7 @@ struct prof_push_stats {
 	uint64_t failed; /* intervals refused for good (4xx other than 429) */
 	uint64_t dropped; /* queue overflow, gone from the store, or left at exit */
 	uint64_t retries; /* attempts that failed and were retried */
+	uint64_t resumed; /* stored intervals queued at start, after the cursor */
 	uint64_t queued; /* intervals waiting, including the one being sent */
 	uint64_t queue_max;
 	uint64_t bytes_sent; /* request bodies of accepted intervals */

@@ -657,6 +657,215 @@ Test(push, auth_reaches_the_server_and_not_the_log, .timeout = 30)
 	strbuf_release(&log);
 }
 
+/* ---- the cursor: resuming after a restart ------------------------------------------ */
+
+struct cursor_env {
+	char *dir;
+	struct prof_store *store;
+	struct test_ingest_rx *rx;
+	char url[64];
+	int64_t t0; /* start of stored interval 0, in seconds */
+};
+
+/* Interval @k of the store: [t0 + 2k s + 3 ms, + 2 s). */
+static int64_t iv_start(const struct cursor_env *e, int k)
+{
+	return (e->t0 + 2 * k) * SEC + 3000000;
+}
+
+static struct prof_push *start_pusher(const struct cursor_env *e, const char *service,
+				      unsigned int queue_max)
+{
+	struct prof_push_opts o = {.url = e->url,
+				   .service_name = service,
+				   .hostname = "h",
+				   .store = e->store,
+				   .cursor_dir = e->dir,
+				   .queue_max = queue_max,
+				   .backoff_min_ms = 10,
+				   .backoff_max_ms = 20};
+	struct prof_push *p = prof_push__start(&o);
+
+	cr_assert_not_null(p);
+	return p;
+}
+
+/* The end the cursor file holds, 0 when there is none; its target lines in @ident. */
+static int64_t cursor_end(const struct cursor_env *e, struct strbuf *ident)
+{
+	struct strbuf sb = STRBUF_INIT, path = STRBUF_INIT;
+	int64_t end = 0;
+	char *at;
+
+	strbuf_addf(&path, "%s/push-cursor", e->dir);
+	if (read_file(path.buf, &sb, 0) == 0 && (at = strstr(sb.buf, "\nend "))) {
+		end = atoll(at + 5);
+		if (ident) {
+			strbuf_reset(ident);
+			strbuf_add(ident, sb.buf, at + 1 - sb.buf);
+		}
+	}
+	strbuf_release(&sb);
+	strbuf_release(&path);
+	return end;
+}
+
+/*
+ * With a store and a cursor, what a previous run stored but did not push
+ * goes out after a restart, in order, bounded by the queue, and only once;
+ * another target (service name) starts from now; a broken cursor is
+ * replaced.
+ */
+Test(push, cursor_resumes_stored_intervals_after_a_restart, .timeout = 30)
+{
+	struct cursor_env e = {0};
+	struct prof_push_stats st;
+	struct test_ingest_req rq;
+	struct strbuf ident = STRBUF_INIT, want = STRBUF_INIT, status = STRBUF_INIT;
+	struct prof_push *p;
+	struct prof_profile *iv;
+	struct prof_store_opts so = {0};
+	int64_t now;
+	size_t n;
+
+	e.dir = test_tmp_dir("push-cursor");
+	so.dir = e.dir;
+	so.min_free_bytes = 1;
+	e.store = prof_store__open(&so);
+	cr_assert_not_null(e.store);
+	e.rx = test_ingest_rx__new(0);
+	cr_assert_eq(test_ingest_rx__listen(e.rx), 0);
+	snprintf(e.url, sizeof(e.url), "http://127.0.0.1:%d/", test_ingest_rx__port(e.rx));
+	/* Eight back-to-back intervals of a previous run, ending a minute ago. */
+	e.t0 = (int64_t)(now_wall_ns() / SEC) - 76;
+	for (int k = 0; k < 8; k++) {
+		iv = pprof_test_profile();
+		iv->time_nanos = iv_start(&e, k);
+		iv->duration_nanos = 2 * SEC;
+		cr_assert_eq(prof_store__append(e.store, iv), 0);
+		prof_profile__free(iv);
+	}
+
+	/* First start for this target: nothing from before it is pushed; the cursor says now. */
+	now = (int64_t)now_wall_ns();
+	p = start_pusher(&e, "svc", 4);
+	prof_push__stats(p, &st);
+	cr_expect_eq(st.resumed, 0);
+	cr_expect_eq(st.queued, 0);
+	cr_expect_geq(cursor_end(&e, &ident), now);
+	cr_expect_lt(cursor_end(&e, NULL), now + 5 * SEC);
+	strbuf_addf(&want,
+		    "bpfprof push cursor 1\nurl http://127.0.0.1:%d\ntenant -\nservice svc\n",
+		    test_ingest_rx__port(e.rx));
+	cr_expect_str_eq(ident.buf, want.buf);
+	/* An accepted interval moves it to that interval's end. */
+	iv = pprof_test_profile();
+	iv->time_nanos = iv_start(&e, 1);
+	iv->duration_nanos = 2 * SEC;
+	prof_push__submit(p, iv, /*in_store=*/true);
+	prof_profile__free(iv);
+	wait_idle(p, 10000, &st);
+	cr_expect_eq(st.sent, 1);
+	cr_expect_eq(cursor_end(&e, NULL), iv_start(&e, 1) + 2 * SEC);
+	prof_push__close(p, 0);
+
+	/*
+	 * A restart: intervals 2..7 end after the cursor; a queue of 4 keeps
+	 * the newest 4 (the oldest 2 are dropped and counted), sent in order.
+	 */
+	p = start_pusher(&e, "svc", 4);
+	prof_push__stats(p, &st);
+	cr_expect_eq(st.resumed, 4);
+	cr_expect_eq(st.dropped, 2);
+	wait_idle(p, 10000, &st);
+	cr_expect_eq(st.sent, 4);
+	prof_push__status(p, &status);
+	cr_expect(strstr(status.buf, "push_resumed 4\n"), "%s", status.buf);
+	prof_push__close(p, 1000);
+	n = test_ingest_rx__count(e.rx, NULL);
+	cr_assert_eq(n, 5);
+	for (size_t i = 1; i < n; i++) {
+		cr_assert(test_ingest_rx__get(e.rx, i, &rq));
+		/* Request 0 was interval 1; requests 1..4 are intervals 4..7. */
+		cr_expect_eq(atoll(rq.from), e.t0 + 2 * (int64_t)(i + 3), "request %zu", i);
+		cr_expect_eq(atoll(rq.until), e.t0 + 2 * (int64_t)(i + 4), "request %zu", i);
+		cr_expect_gt(rq.body.len, 2, "request %zu: no profile", i);
+		strbuf_release(&rq.body);
+	}
+	cr_expect_eq(cursor_end(&e, NULL), iv_start(&e, 7) + 2 * SEC);
+
+	/* Again: everything was delivered, nothing is sent twice. */
+	p = start_pusher(&e, "svc", 0);
+	prof_push__stats(p, &st);
+	cr_expect_eq(st.resumed, 0);
+	prof_push__close(p, 1000);
+
+	/* Another target (service name) does not inherit the cursor; it starts now. */
+	now = (int64_t)now_wall_ns();
+	p = start_pusher(&e, "other", 0);
+	prof_push__stats(p, &st);
+	cr_expect_eq(st.resumed, 0);
+	prof_push__close(p, 1000);
+	cr_expect_geq(cursor_end(&e, &ident), now);
+	cr_expect(strstr(ident.buf, "\nservice other\n"), "%s", ident.buf);
+	/* ... and the first one, back, does not take the other one's. */
+	p = start_pusher(&e, "svc", 0);
+	prof_push__stats(p, &st);
+	cr_expect_eq(st.resumed, 0);
+	prof_push__close(p, 1000);
+
+	/* A broken cursor is replaced with one for now. */
+	{
+		char path[256];
+		FILE *f;
+
+		snprintf(path, sizeof(path), "%s/push-cursor", e.dir);
+		f = fopen(path, "w");
+		cr_assert_not_null(f);
+		fputs("bpfprof push cursor 1\ngarbage\n", f);
+		fclose(f);
+		now = (int64_t)now_wall_ns();
+		p = start_pusher(&e, "svc", 0);
+		prof_push__stats(p, &st);
+		cr_expect_eq(st.resumed, 0);
+		prof_push__close(p, 1000);
+		cr_expect_geq(cursor_end(&e, NULL), now);
+	}
+	cr_expect_eq(test_ingest_rx__count(e.rx, NULL), 5, "something was sent twice");
+
+	test_ingest_rx__free(e.rx);
+	prof_store__close(e.store);
+	strbuf_release(&ident);
+	strbuf_release(&want);
+	strbuf_release(&status);
+	test_rm_tree(e.dir);
+}
+
+/* Without a cursor directory (or a store), no cursor is read or written. */
+Test(push, no_cursor_without_a_directory)
+{
+	char *dir = test_tmp_dir("push-nocursor");
+	struct prof_store_opts so = {.dir = dir, .min_free_bytes = 1};
+	struct prof_store *store = prof_store__open(&so);
+	struct prof_push_opts o = {.url = "http://127.0.0.1:1", .hostname = "h", .store = store};
+	struct prof_push *p;
+	char path[256];
+
+	cr_assert_not_null(store);
+	p = prof_push__start(&o);
+	cr_assert_not_null(p);
+	prof_push__close(p, 0);
+	o.store = NULL;
+	o.cursor_dir = dir;
+	p = prof_push__start(&o);
+	cr_assert_not_null(p);
+	prof_push__close(p, 0);
+	snprintf(path, sizeof(path), "%s/push-cursor", dir);
+	cr_expect_neq(access(path, F_OK), 0, "a cursor without a store or a directory");
+	prof_store__close(store);
+	test_rm_tree(dir);
+}
+
 Test(push, bad_options_are_refused)
 {
 	const char *bad_label[] = {"x-y=1"};
