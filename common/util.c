@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -230,6 +231,56 @@ int read_file(const char *path, struct strbuf *out, size_t max)
 	if (!out->buf)
 		strbuf_grow(out, 0);
 	return err;
+}
+
+int read_secret_file(const char *path, size_t max, struct strbuf *out, const char **why)
+{
+	struct stat st;
+	int fd, err = 0;
+
+	*why = NULL;
+	strbuf_reset(out);
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0) {
+		err = -errno;
+		*why = strerror(-err);
+		return err;
+	}
+	if (fstat(fd, &st)) {
+		err = -errno;
+		*why = strerror(-err);
+	} else if (!S_ISREG(st.st_mode)) {
+		err = -EINVAL;
+		*why = "not a regular file";
+	} else if (st.st_mode & (S_IRGRP | S_IROTH)) {
+		err = -EPERM;
+		*why = "group or others may read it (chmod 600 it)";
+	} else if ((uint64_t)st.st_size > max) {
+		err = -EFBIG;
+		*why = "too large for a secret";
+	}
+	if (!err)
+		strbuf_grow(out, max);
+	while (!err && out->len < max) {
+		ssize_t n = read(fd, out->buf + out->len, max - out->len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			err = -errno;
+			*why = strerror(-err);
+		}
+		if (n <= 0)
+			break;
+		out->len += (size_t)n;
+	}
+	close(fd);
+	if (err) {
+		strbuf_release(out);
+		return err;
+	}
+	out->buf[out->len] = '\0';
+	return 0;
 }
 
 static int write_all(int fd, const void *data, size_t len)

@@ -95,6 +95,16 @@ const char *parse_hex_u64(const char *p, uint64_t *out);
  */
 int read_file(const char *path, struct strbuf *out, size_t max);
 
+/*
+ * Reads a secret (a token, a password) from @path into @out: a regular file
+ * of at most @max bytes that neither group nor others may read (the mode of
+ * the file opened, not of whatever the path names a moment later). 0, or
+ * -errno with a one-line reason in *@why (static): -EPERM when group or
+ * others may read it, -EFBIG past @max, -EINVAL when it is not a regular
+ * file, or the error of open() or read(). On error @out is released.
+ */
+int read_secret_file(const char *path, size_t max, struct strbuf *out, const char **why);
+
 /* Writes @len bytes to @path atomically (temp file + rename). 0 or -errno. "-" is stdout. */
 int write_file(const char *path, const void *data, size_t len);
 

@@ -142,15 +142,24 @@ static const char usage_agent[] =
 	"                                pointers only); see bpfprof record --help\n"
 	"      --unwind-rows N           unwind rows the kernel holds (default 1048576)\n"
 	"      --push-url URL            push every interval to Grafana Pyroscope:\n"
-	"                                POST URL/ingest?...&format=pprof (user:password@\n"
-	"                                in URL for basic auth); retried with backoff\n"
+	"                                POST URL/ingest?...&format=pprof, retried with\n"
+	"                                backoff (user:password@ in URL is basic auth,\n"
+	"                                but ps shows it: see --push-auth-file); with the\n"
+	"                                store, what a previous run stored but could not\n"
+	"                                push goes first (DIR/push-cursor remembers)\n"
 	"      --service-name NAME       Pyroscope service_name (default: the hostname)\n"
 	"      --label NAME=VALUE        extra label on pushed profiles (repeatable);\n"
 	"                                a hostname label is always sent\n"
-	"      --push-queue N            intervals kept while Pyroscope is unreachable\n"
-	"                                (default 360 with the store, where a waiting\n"
-	"                                interval costs no memory; 30 with --no-store);\n"
-	"                                beyond it the oldest are dropped and counted\n"
+	"      --push-queue N            intervals kept while Pyroscope is unreachable,\n"
+	"                                or from before a restart (default 360 with the\n"
+	"                                store, where a waiting interval costs no\n"
+	"                                memory; 30 with --no-store); beyond it the\n"
+	"                                oldest are dropped and counted\n"
+	"      --push-tenant ID          multi-tenant Pyroscope: send X-Scope-OrgID: ID\n"
+	"      --push-auth-file FILE     push credentials, kept out of ps: FILE holds\n"
+	"                                USER:PASSWORD (basic auth) or a bearer token\n"
+	"                                (no ':'); one trailing newline is removed; mode\n"
+	"                                0600 or 0400; not with user:password@ in the URL\n"
 	"  -v, --verbose                 more log output (repeat for debug)\n"
 	"  -h, --help                    this help\n";
 
@@ -198,7 +207,7 @@ static int parse_map_size(const char *s, uint32_t *out)
 }
 
 /* Long options without a short form. */
-enum { OPT_UNWIND = 1000, OPT_UNWIND_ROWS };
+enum { OPT_UNWIND = 1000, OPT_UNWIND_ROWS, OPT_PUSH_TENANT, OPT_PUSH_AUTH_FILE };
 
 /* --unwind cfi|fp */
 static int parse_unwind(const char *s, bool *fp_only)
@@ -916,6 +925,14 @@ static void agent_metrics2(void *ctx, struct strbuf *out)
 	       "Memory of the tables of the segment being written.", ss.table_bytes);
 }
 
+/* free() for a string that held a secret. NULL is a no-op. */
+static void free_secret(char *s)
+{
+	if (s)
+		explicit_bzero(s, strlen(s));
+	free(s);
+}
+
 static int cmd_agent(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -938,6 +955,8 @@ static int cmd_agent(int argc, char **argv)
 		{"service-name", required_argument, NULL, 'n'},
 		{"label", required_argument, NULL, 'L'},
 		{"push-queue", required_argument, NULL, 'Q'},
+		{"push-tenant", required_argument, NULL, OPT_PUSH_TENANT},
+		{"push-auth-file", required_argument, NULL, OPT_PUSH_AUTH_FILE},
 		{"verbose", no_argument, NULL, 'v'},
 		{"help", no_argument, NULL, 'h'},
 		{},
@@ -948,9 +967,9 @@ static int cmd_agent(int argc, char **argv)
 		.idle_budget = 16ULL << 20,
 		.idle_ttl_ms = 120000,
 	};
-	const char *address = "127.0.0.1:7071", *token_file = NULL;
+	const char *address = "127.0.0.1:7071", *token_file = NULL, *auth_file = NULL;
 	struct srv_opts sopts = {0};
-	char *token = NULL;
+	char *token = NULL, *auth = NULL;
 	struct prof_push_opts po = {0};
 	const char *labels[32]; /* --label values point into argv */
 	char why[128];
@@ -1065,6 +1084,17 @@ static int cmd_agent(int argc, char **argv)
 				return bad_option("agent", "--push-queue (1..1000000)", optarg);
 			po.queue_max = v;
 			break;
+		case OPT_PUSH_TENANT:
+			if (prof_push_check_tenant(optarg))
+				return bad_option("agent",
+						  "--push-tenant (1 to 150 letters, digits and "
+						  "! - _ . * ' ( ))",
+						  optarg);
+			po.tenant = optarg;
+			break;
+		case OPT_PUSH_AUTH_FILE:
+			auth_file = optarg;
+			break;
 		case 'v':
 			log_level++;
 			break;
@@ -1080,9 +1110,15 @@ static int cmd_agent(int argc, char **argv)
 		fprintf(stderr, "bpfprof agent: unexpected argument '%s'\n", argv[optind]);
 		return 2;
 	}
-	if (!po.url && (po.service_name || po.nlabels || po.queue_max)) {
-		fprintf(stderr, "bpfprof agent: --service-name, --label and --push-queue need "
-				"--push-url\n");
+	if (!po.url && (po.service_name || po.nlabels || po.queue_max || po.tenant || auth_file)) {
+		fprintf(stderr,
+			"bpfprof agent: --service-name, --label, --push-queue, --push-tenant "
+			"and --push-auth-file need --push-url\n");
+		return 2;
+	}
+	if (auth_file && prof_push_url_has_credentials(po.url)) {
+		fprintf(stderr, "bpfprof agent: --push-auth-file and user:password@ in --push-url: "
+				"give the credentials one way (the file keeps them out of ps)\n");
 		return 2;
 	}
 	if (srv_parse_address(address, &ss, &sslen))
@@ -1097,7 +1133,18 @@ static int cmd_agent(int argc, char **argv)
 		}
 		sopts.token = token;
 	}
+	if (auth_file) {
+		const char *why;
+
+		if (prof_push_read_auth_file(auth_file, &auth, &why)) {
+			fprintf(stderr, "bpfprof agent: --push-auth-file %s: %s\n", auth_file, why);
+			free(token);
+			return 1;
+		}
+		po.auth = auth;
+	}
 	if (check_privileges()) {
+		free_secret(auth);
 		free(token);
 		return 1;
 	}
@@ -1106,6 +1153,7 @@ static int cmd_agent(int argc, char **argv)
 		ag.store = prof_store__open(&so);
 		if (!ag.store && store_explicit) {
 			pr_err("cannot open the store %s: %s", so.dir, strerror(errno));
+			free_secret(auth);
 			free(token);
 			return 1;
 		}
@@ -1123,10 +1171,14 @@ static int cmd_agent(int argc, char **argv)
 		po.labels = labels;
 		po.sample_rate = co.freq;
 		po.store = ag.store;
+		po.cursor_dir = ag.store ? so.dir : NULL; /* no store, nothing to resume from */
 		ag.push = prof_push__start(&po);
+		free_secret(auth); /* libcurl has its own copy */
+		po.auth = auth = NULL;
 		if (!ag.push) {
 			pr_err("cannot start pushing: %s", strerror(errno));
 			prof_store__close(ag.store);
+			free(token);
 			return 1;
 		}
 	}

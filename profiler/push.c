@@ -7,6 +7,7 @@
 
 #include <curl/curl.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -178,6 +179,115 @@ int prof_push_check_service_name(const char *s)
 	return 0;
 }
 
+/* The contents of an auth file, without its newline: see prof_push_read_auth_file(). */
+static int check_auth(const char *a, size_t len, const char **why)
+{
+	const char *colon = memchr(a, ':', len);
+
+	*why = NULL;
+	if (!len)
+		*why = "the file is empty";
+	for (size_t i = 0; i < len && !*why; i++)
+		if ((unsigned char)a[i] < 0x20 || a[i] == 0x7f)
+			*why = "control characters (only one trailing newline is removed)";
+	if (*why)
+		return -EINVAL;
+	if (!colon && memchr(a, ' ', len))
+		*why = "a bearer token has no spaces";
+	else if (colon == a)
+		*why = "no user name before ':'";
+	else if (colon && colon == a + len - 1)
+		*why = "no password after ':'";
+	else if (colon && memchr(a, ' ', colon - a))
+		*why = "a space in the user name";
+	return *why ? -EINVAL : 0;
+}
+
+/* Overwrites the secret before the memory goes back to the allocator. */
+static void wipe(struct strbuf *sb)
+{
+	if (sb->buf)
+		explicit_bzero(sb->buf, sb->cap);
+	strbuf_release(sb);
+}
+
+int prof_push_read_auth_file(const char *path, char **auth, const char **why)
+{
+	struct strbuf sb = STRBUF_INIT;
+	int err;
+
+	*auth = NULL;
+	err = read_secret_file(path, 4096, &sb, why);
+	if (err)
+		return err;
+	/* The newline that editors and echo leave; a Windows editor's "\r\n" is one too. */
+	if (sb.len && sb.buf[sb.len - 1] == '\n') {
+		sb.buf[--sb.len] = '\0';
+		if (sb.len && sb.buf[sb.len - 1] == '\r')
+			sb.buf[--sb.len] = '\0';
+	}
+	err = check_auth(sb.buf, sb.len, why);
+	if (err) {
+		wipe(&sb);
+		return err;
+	}
+	*auth = strbuf_detach(&sb, NULL);
+	return 0;
+}
+
+/* For the log: what kind of credentials, never what they are. */
+static const char *auth_kind(const char *auth)
+{
+	if (!auth)
+		return "";
+	return strchr(auth, ':') ? ", basic auth" : ", bearer token";
+}
+
+/*
+ * Hands the credentials to libcurl, which builds the Authorization header
+ * and keeps its own copy. One method only, so libcurl sends it with the
+ * first request instead of waiting for a 401 to pick one.
+ */
+static int set_auth(CURL *curl, const char *auth)
+{
+	const char *colon = strchr(auth, ':');
+	char *user;
+	CURLcode rc;
+
+	if (!colon) {
+		rc = curl_easy_setopt(curl, CURLOPT_HTTPAUTH, CURLAUTH_BEARER);
+		if (!rc)
+			rc = curl_easy_setopt(curl, CURLOPT_XOAUTH2_BEARER, auth);
+		return rc ? -ENOTSUP : 0;
+	}
+	user = xstrndup(auth, colon - auth);
+	rc = curl_easy_setopt(curl, CURLOPT_HTTPAUTH, CURLAUTH_BASIC);
+	if (!rc)
+		rc = curl_easy_setopt(curl, CURLOPT_USERNAME, user);
+	if (!rc)
+		rc = curl_easy_setopt(curl, CURLOPT_PASSWORD, colon + 1);
+	free(user);
+	return rc ? -ENOTSUP : 0;
+}
+
+/* dskit's tenant.ValidTenantID(), which Pyroscope applies to X-Scope-OrgID. */
+static bool is_tenant_char(char c)
+{
+	return is_label_name_char(c, false) || (c && strchr("!-.*'()", c));
+}
+
+int prof_push_check_tenant(const char *s)
+{
+	size_t n = s ? strlen(s) : 0;
+
+	if (!n || n > 150 || !strcmp(s, ".") || !strcmp(s, ".."))
+		return -EINVAL;
+	for (; *s; s++)
+		if (!is_tenant_char(*s))
+			return -EINVAL;
+	return 0;
+}
+
 /* Unix seconds, rounded to the nearest. */
 static int64_t round_s(int64_t ns)
 {
@@ -250,6 +360,11 @@ struct prof_push {
 	bool overflowing, failing;
 	long last_perm_status; /* last permanent failure status logged */
 	struct prof_push_stats st;
+
+	/* The cursor (push.h); pusher thread only once it runs. */
+	char *cursor_dir, *cursor_path; /* NULL = none */
+	char *cursor_ident; /* its first lines: version and target */
+	bool cursor_failing; /* a write failed; logged once until one succeeds */
 };
 
 static uint32_t rng_next(struct prof_push *p)
@@ -263,20 +378,33 @@ static uint32_t rng_next(struct prof_push *p)
 	return (uint32_t)(x >> 16);
 }
 
+/* The '@' that ends user[:password] in "scheme://user:pass@host/...", or NULL. */
+static const char *userinfo_end(const char *url)
+{
+	const char *hp = strstr(url, "://");
+	size_t n;
+
+	if (!hp)
+		return NULL;
+	hp += 3;
+	n = strcspn(hp, "/?#"); /* the authority (RFC 3986, 3.2) */
+	return memchr(hp, '@', n);
+}
+
+bool prof_push_url_has_credentials(const char *url)
+{
+	return userinfo_end(url) != NULL;
+}
+
 /* "scheme://user:pass@host/..." -> "scheme://host/..." */
 static char *url_without_credentials(const char *url)
 {
-	const char *hp = strstr(url, "://"), *at, *slash;
+	const char *at = userinfo_end(url);
 	struct strbuf sb = STRBUF_INIT;
 
-	if (!hp)
+	if (!at)
 		return xstrdup(url);
-	hp += 3;
-	slash = strchr(hp, '/');
-	at = strchr(hp, '@');
-	if (!at || (slash && at > slash))
-		return xstrdup(url);
-	strbuf_add(&sb, url, hp - url);
+	strbuf_add(&sb, url, strstr(url, "://") + 3 - url);
 	strbuf_adds(&sb, at + 1);
 	return strbuf_detach(&sb, NULL);
 }
@@ -414,6 +542,190 @@ static int send_one(struct prof_push *p, const struct prof_push_item *it, long *
 	return v;
 }
 
+/* ---- the cursor ------------------------------------------------------------------ */
+
+#define CURSOR_VERSION "bpfprof push cursor 1\n"
+
+/*
+ * The target the cursor is for, as its first lines: URL without credentials
+ * (nor trailing '/'), tenant ("-" for none) and service name. Credentials
+ * and labels are left out: a rotated token or a new label is the same
+ * target, and the file holds no secret.
+ */
+static char *cursor_ident(const struct prof_push *p, const char *tenant)
+{
+	struct strbuf sb = STRBUF_INIT;
+	size_t n = strlen(p->url_shown);
+
+	while (n && p->url_shown[n - 1] == '/')
+		n--;
+	strbuf_adds(&sb, CURSOR_VERSION "url ");
+	strbuf_add(&sb, p->url_shown, n);
+	strbuf_addf(&sb, "\ntenant %s\nservice ", tenant ? tenant : "-");
+	strbuf_add(&sb, p->name, strcspn(p->name, "{"));
+	strbuf_addc(&sb, '\n');
+	return strbuf_detach(&sb, NULL);
+}
+
+/* The version line, then a url, a tenant, a service and an end line, and nothing else. */
+static bool cursor_well_formed(const char *s)
+{
+	static const char *const keys[] = {"url ", "tenant ", "service ", "end "};
+
+	if (strncmp(s, CURSOR_VERSION, strlen(CURSOR_VERSION)))
+		return false;
+	s += strlen(CURSOR_VERSION);
+	for (size_t i = 0; i < ARRAY_SIZE(keys); i++) {
+		const char *nl = strchr(s, '\n');
+
+		if (!nl || strncmp(s, keys[i], strlen(keys[i])))
+			return false;
+		s = nl + 1;
+	}
+	return !*s;
+}
+
+/*
+ * The end (ns) the cursor holds, in *@end_ns. -ENOENT: no cursor; -ESRCH:
+ * one for another target; -EINVAL: not a cursor (or a later version).
+ */
+static int cursor_read(const struct prof_push *p, int64_t *end_ns)
+{
+	struct strbuf sb = STRBUF_INIT;
+	size_t n = strlen(p->cursor_ident);
+	int err = read_file(p->cursor_path, &sb, 4096);
+
+	if (!err && !cursor_well_formed(sb.buf))
+		err = -EINVAL;
+	else if (!err && strncmp(sb.buf, p->cursor_ident, n))
+		err = -ESRCH;
+	if (!err) {
+		const char *t = sb.buf + n;
+		char *e = NULL;
+		long long v = 0;
+
+		errno = 0;
+		if (!strncmp(t, "end ", 4))
+			v = strtoll(t + 4, &e, 10);
+		if (v <= 0 || errno || strcmp(e, "\n"))
+			err = -EINVAL;
+		else
+			*end_ns = v;
+	}
+	strbuf_release(&sb);
+	return err;
+}
+
+static int fsync_dir(const char *dir)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC), err = 0;
+
+	if (fd < 0)
+		return -errno;
+	if (fsync(fd))
+		err = -errno;
+	close(fd);
+	return err;
+}
+
+/* Replaces the cursor with one ending at @end_ns: temp file, fdatasync, rename, fsync. */
+static int cursor_write(const struct prof_push *p, int64_t end_ns)
+{
+	struct strbuf sb = STRBUF_INIT, tmp = STRBUF_INIT;
+	int fd, err = 0;
+	ssize_t n;
+
+	strbuf_addf(&sb, "%send %lld\n", p->cursor_ident, (long long)end_ns);
+	strbuf_addf(&tmp, "%s.tmp", p->cursor_path);
+	fd = open(tmp.buf, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		err = -errno;
+		goto out;
+	}
+	n = write(fd, sb.buf, sb.len); /* well under a page: one write */
+	if (n != (ssize_t)sb.len)
+		err = n < 0 ? -errno : -EIO;
+	if (!err && fdatasync(fd))
+		err = -errno;
+	if (close(fd) && !err)
+		err = -errno;
+	if (!err && rename(tmp.buf, p->cursor_path))
+		err = -errno;
+	if (err)
+		unlink(tmp.buf);
+	else
+		err = fsync_dir(p->cursor_dir); /* the rename itself survives a power cut */
+out:
+	strbuf_release(&tmp);
+	strbuf_release(&sb);
+	return err;
+}
+
+/* After an accepted interval: the cursor moves to its end. Pusher thread only. */
+static void cursor_advance(struct prof_push *p, int64_t end_ns)
+{
+	int err;
+
+	if (!p->cursor_path)
+		return;
+	err = cursor_write(p, end_ns);
+	if (err && !p->cursor_failing)
+		pr_warn("push: cannot write the cursor %s: %s (until it can, a restart cannot "
+			"tell what was pushed)",
+			p->cursor_path, strerror(-err));
+	else if (!err && p->cursor_failing)
+		pr_warn("push: cursor %s written again", p->cursor_path);
+	p->cursor_failing = err != 0;
+}
+
+/*
+ * At start, before the thread runs: queues every stored interval that ends
+ * after the cursor, oldest first; what the queue cannot hold is dropped,
+ * oldest first, as an overflow would. Ending after it, rather than starting
+ * at or after it: an interval's start and the end of the one before come
+ * from two clock readings and may differ by microseconds either way.
+ */
+static void cursor_resume(struct prof_push *p, const char *tenant)
+{
+	int64_t from = 0, now = (int64_t)now_wall_ns();
+	struct prof_store_range *r = NULL;
+	size_t n = 0, skip = 0;
+	int err;
+
+	p->cursor_ident = cursor_ident(p, tenant);
+	err = cursor_read(p, &from);
+	if (err) {
+		if (err == -ESRCH)
+			pr_info("push: %s is for another target: pushing starts now",
+				p->cursor_path);
+		else if (err != -ENOENT)
+			pr_warn("push: %s: %s: pushing starts now", p->cursor_path,
+				err == -EINVAL ? "not a cursor" : strerror(-err));
+		cursor_advance(p, now); /* a run killed before its first delivery resumes too */
+		return;
+	}
+	if (from < now)
+		prof_store__ranges(p->store, from, now, &r, &n);
+	if (n > p->st.queue_max)
+		skip = n - p->st.queue_max;
+	for (size_t i = skip; i < n; i++) {
+		struct prof_push_item it = {.start_ns = r[i].start_ns, .end_ns = r[i].end_ns};
+
+		prof_push_queue__put(p->q, &it);
+	}
+	p->st.resumed = n - skip;
+	p->st.dropped += skip;
+	if (skip)
+		pr_warn("push: %zu stored intervals since %lld were not pushed yet; the oldest %zu "
+			"do not fit in the queue (%llu) and are dropped",
+			n, (long long)(from / 1000000000), skip,
+			(unsigned long long)p->st.queue_max);
+	else if (n)
+		pr_info("push: %zu stored intervals since %lld were not pushed yet: they go first",
+			n, (long long)(from / 1000000000));
+	free(r);
+}
+
 static void wait_until(struct prof_push *p, uint64_t mono_ns)
 {
 	struct timespec ts = {.tv_sec = (time_t)(mono_ns / 1000000000ULL),
@@ -462,6 +774,8 @@ static void *push_main(void *arg)
 
 		strbuf_reset(&why);
 		v = send_one(p, &it, &status, &ra_ms, &why, &len);
+		if (v == PROF_PUSH_SENT)
+			cursor_advance(p, it.end_ns); /* file I/O: not under the lock */
 
 		pthread_mutex_lock(&p->mu);
 		p->st.last_status = status;
@@ -521,7 +835,9 @@ static void *push_main(void *arg)
 	if (left) {
 		p->st.dropped += left;
 		pr_warn("push: %zu interval(s) not delivered at exit%s", left,
-			p->store ? " (they are still in the local store)" : "");
+			p->cursor_path ? " (still in the local store: they go out after a restart)"
+			: p->store     ? " (they are still in the local store)"
+				       : "");
 	}
 	pthread_mutex_unlock(&p->mu);
 	strbuf_release(&why);
@@ -539,6 +855,9 @@ static void push_free(struct prof_push *p)
 	free(p->url);
 	free(p->url_shown);
 	free(p->name);
+	free(p->cursor_dir);
+	free(p->cursor_path);
+	free(p->cursor_ident);
 	free(p);
 }
 
@@ -546,6 +865,7 @@ struct prof_push *prof_push__start(const struct prof_push_opts *o)
 {
 	struct prof_push *p;
 	pthread_condattr_t ca;
+	const char *w;
 	char why[128];
 	int err;
 
@@ -566,6 +886,23 @@ struct prof_push *prof_push__start(const struct prof_push_opts *o)
 			errno = EINVAL;
 			return NULL;
 		}
+	if (o->tenant && prof_push_check_tenant(o->tenant)) {
+		pr_err("push: invalid tenant id '%s' (1 to 150 characters: letters, digits, "
+		       "! - _ . * ' ( ))",
+		       o->tenant);
+		errno = EINVAL;
+		return NULL;
+	}
+	if (o->auth && prof_push_url_has_credentials(o->url)) {
+		pr_err("push: credentials both in the URL and in an auth file: give them one way");
+		errno = EINVAL;
+		return NULL;
+	}
+	if (o->auth && check_auth(o->auth, strlen(o->auth), &w)) {
+		pr_err("push: unusable credentials: %s", w);
+		errno = EINVAL;
+		return NULL;
+	}
 	/* Thread-safe since libcurl 7.84; we call it before our thread exists anyway. */
 	if (curl_global_init(CURL_GLOBAL_DEFAULT)) {
 		errno = ENOMEM;
@@ -600,6 +937,13 @@ struct prof_push *prof_push__start(const struct prof_push_opts *o)
 	}
 	p->headers = curl_slist_append(NULL, "Content-Type: application/octet-stream");
 	p->headers = curl_slist_append(p->headers, "Expect:"); /* no 100-continue round trip */
+	if (o->tenant) {
+		struct strbuf h = STRBUF_INIT;
+
+		strbuf_addf(&h, "X-Scope-OrgID: %s", o->tenant);
+		p->headers = curl_slist_append(p->headers, h.buf);
+		strbuf_release(&h);
+	}
 	curl_easy_setopt(p->curl, CURLOPT_HTTPHEADER, p->headers);
 	curl_easy_setopt(p->curl, CURLOPT_POST, 1L);
 	curl_easy_setopt(p->curl, CURLOPT_USERAGENT, "bpfprof");
@@ -612,6 +956,23 @@ struct prof_push *prof_push__start(const struct prof_push_opts *o)
 	curl_easy_setopt(p->curl, CURLOPT_XFERINFOFUNCTION, on_progress);
 	curl_easy_setopt(p->curl, CURLOPT_XFERINFODATA, p);
 	curl_easy_setopt(p->curl, CURLOPT_NOPROGRESS, 0L);
+	if (o->auth && set_auth(p->curl, o->auth)) {
+		pr_err("push: this libcurl cannot send %s auth",
+		       strchr(o->auth, ':') ? "basic" : "bearer");
+		push_free(p);
+		curl_global_cleanup();
+		errno = ENOTSUP;
+		return NULL;
+	}
+
+	if (p->store && o->cursor_dir) {
+		struct strbuf path = STRBUF_INIT;
+
+		strbuf_addf(&path, "%s/%s", o->cursor_dir, PROF_PUSH_CURSOR_FILE);
+		p->cursor_path = strbuf_detach(&path, NULL);
+		p->cursor_dir = xstrdup(o->cursor_dir);
+		cursor_resume(p, o->tenant);
+	}
 
 	err = pthread_create(&p->thread, NULL, push_main, p);
 	if (err) {
@@ -620,7 +981,8 @@ struct prof_push *prof_push__start(const struct prof_push_opts *o)
 		errno = err;
 		return NULL;
 	}
-	pr_info("push: to %s/ingest as %s", p->url_shown, p->name);
+	pr_info("push: to %s/ingest as %s%s%s%s", p->url_shown, p->name,
+		o->tenant ? ", tenant " : "", o->tenant ? o->tenant : "", auth_kind(o->auth));
 	return p;
 }
 
@@ -696,6 +1058,12 @@ void prof_push__metrics(struct prof_push *p, struct strbuf *out)
 		    "bpfprof_push_queue_capacity %llu\n",
 		    (unsigned long long)st.queued, (unsigned long long)st.queue_max);
 	strbuf_addf(out,
+		    "# HELP bpfprof_push_resumed_intervals_total Stored intervals queued at start "
+		    "because the push cursor showed the server had not accepted them.\n"
+		    "# TYPE bpfprof_push_resumed_intervals_total counter\n"
+		    "bpfprof_push_resumed_intervals_total %llu\n",
+		    (unsigned long long)st.resumed);
+	strbuf_addf(out,
 		    "# HELP bpfprof_push_bytes_total Bytes of gzip pprof the server accepted.\n"
 		    "# TYPE bpfprof_push_bytes_total counter\n"
 		    "bpfprof_push_bytes_total %llu\n"
@@ -713,10 +1081,10 @@ void prof_push__status(struct prof_push *p, struct strbuf *out)
 	prof_push__stats(p, &st);
 	strbuf_addf(out,
 		    "push_sent %llu\npush_failed %llu\npush_dropped %llu\npush_retries %llu\n"
-		    "push_queue %llu\npush_last_status %ld\n",
+		    "push_queue %llu\npush_resumed %llu\npush_last_status %ld\n",
 		    (unsigned long long)st.sent, (unsigned long long)st.failed,
 		    (unsigned long long)st.dropped, (unsigned long long)st.retries,
-		    (unsigned long long)st.queued, st.last_status);
+		    (unsigned long long)st.queued, (unsigned long long)st.resumed, st.last_status);
 }
 
 void prof_push__close(struct prof_push *p, unsigned int flush_ms)

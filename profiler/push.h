@@ -6,6 +6,7 @@
  *   POST URL/ingest?name=SERVICE{hostname=H,k=v}&from=S&until=S
  *        &format=pprof&sampleRate=HZ&spyName=bpfprof
  *   Content-Type: application/octet-stream, body: one gzip pprof
+ *   X-Scope-OrgID: TENANT (with opts.tenant)
  *
  * (why this form and which Pyroscope versions take it: docs/DESIGN-NOTES.md).
  *
@@ -29,6 +30,19 @@
  *     permanent failure for that interval, counted and logged with the
  *     server's reply (once per distinct status, not for every interval).
  *
+ * The cursor (opts.cursor_dir): the file PROF_PUSH_CURSOR_FILE holds the
+ * end of the last interval the server accepted, and the target it was for
+ * (URL without credentials, tenant, service name). It is replaced
+ * atomically (temp file, fdatasync, rename) after every accepted interval.
+ * At start, every stored interval that ends after it is queued, oldest
+ * first, ahead of the new ones (what queue_max cannot hold is dropped,
+ * oldest first, and counted); so the intervals a previous run stored but
+ * could not push, even one killed with SIGKILL, go out after a restart.
+ * Without a cursor for this target (the first start, or another URL,
+ * tenant or service name) pushing starts now, and a cursor saying so is
+ * written at once. An interval can be sent twice only if the agent dies
+ * between the server's answer and the cursor's rename.
+ *
  * Threads: prof_push__submit() from one thread (the collector's);
  * prof_push__stats(), __metrics() and __status() from any thread.
  */
@@ -45,12 +59,13 @@
 
 #define PROF_PUSH_QUEUE_STORE 360 /* default with a store: an hour of 10 s intervals */
 #define PROF_PUSH_QUEUE_MEMORY 30 /* default without: encoded profiles, a few MB at most */
+#define PROF_PUSH_CURSOR_FILE "push-cursor" /* in opts.cursor_dir */
 
 struct prof_push_opts {
 	/*
 	 * Base URL, http:// or https://, optionally with user:password@ (HTTP
-	 * basic auth, e.g. Grafana Cloud) and a path prefix; "/ingest" is
-	 * appended. Copied. Never logged with its password.
+	 * basic auth, but ps shows it: see @auth) and a path prefix; "/ingest"
+	 * is appended. Copied. Never logged with its password.
 	 */
 	const char *url;
 	const char *service_name; /* NULL = @hostname; prof_push_check_service_name() */
@@ -58,10 +73,28 @@ struct prof_push_opts {
 	/* "name=value" labels (prof_push_check_label()); copied. A "hostname" one replaces it. */
 	const char *const *labels;
 	size_t nlabels;
+	/*
+	 * Multi-tenant Pyroscope: sent as "X-Scope-OrgID: TENANT" on every
+	 * request (prof_push_check_tenant()); NULL = none. Copied.
+	 */
+	const char *tenant;
+	/*
+	 * Credentials, as prof_push_read_auth_file() returns them: "USER:PASSWORD"
+	 * for HTTP basic auth, or a bearer token (no ':'). NULL = none (or
+	 * user:password@ in @url; both at once are refused). Only libcurl keeps
+	 * a copy; never logged.
+	 */
+	const char *auth;
 	unsigned int sample_rate; /* Hz, sent as sampleRate= (informational for pprof) */
 	unsigned int queue_max; /* intervals; 0 = PROF_PUSH_QUEUE_STORE or _MEMORY */
 	/* NULL = keep encoded profiles in memory. Must outlive the pusher. */
 	struct prof_store *store;
+	/*
+	 * With @store: the directory of the push cursor, usually the store's
+	 * (see "The cursor" above). NULL = none: a restart forgets what was
+	 * not pushed yet.
+	 */
+	const char *cursor_dir;
 	unsigned int backoff_min_ms; /* first retry delay; 0 = 1000 */
 	unsigned int backoff_max_ms; /* cap; 0 = 30000 */
 	unsigned int timeout_ms; /* per request; 0 = 15000 */
@@ -72,6 +105,7 @@ struct prof_push_stats {
 	uint64_t failed; /* intervals refused for good (4xx other than 429) */
 	uint64_t dropped; /* queue overflow, gone from the store, or left at exit */
 	uint64_t retries; /* attempts that failed and were retried */
+	uint64_t resumed; /* stored intervals queued at start, after the cursor */
 	uint64_t queued; /* intervals waiting, including the one being sent */
 	uint64_t queue_max;
 	uint64_t bytes_sent; /* request bodies of accepted intervals */
@@ -148,6 +182,28 @@ int prof_push_check_label(const char *kv, char *why, size_t whylen);
 
 /* Pyroscope's application name characters: [A-Za-z0-9_.\-/]+. 0 or -EINVAL. */
 int prof_push_check_service_name(const char *s);
+
+/*
+ * Reads --push-auth-file: a file only its owner may read (read_secret_file(),
+ * 4 KiB at most) that holds "USER:PASSWORD" (HTTP basic auth, e.g. Grafana
+ * Cloud's instance id and an access token) or, without ':', a bearer token.
+ * One trailing newline ("\n" or "\r\n") is removed. 0 with the contents in
+ * *@auth (the caller frees it, after explicit_bzero()), or -errno with a
+ * one-line reason in *@why (static): the file's errors, or -EINVAL for an
+ * empty file, control characters (a second line included), an empty user
+ * or password, or a space in the user or the token. The reason never
+ * quotes the file.
+ */
+int prof_push_read_auth_file(const char *path, char **auth, const char **why);
+
+/* Whether @url has user[:password]@ in front of its host. */
+bool prof_push_url_has_credentials(const char *url);
+
+/*
+ * A tenant id as Pyroscope (Grafana's dskit) takes it in X-Scope-OrgID: 1 to
+ * 150 of [A-Za-z0-9!-_.*'()], and not "." or "..". 0 or -EINVAL.
+ */
+int prof_push_check_tenant(const char *s);
 
 /*
  * The full ingest URL for one interval, appended to @out: @base (its

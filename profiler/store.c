@@ -1772,6 +1772,33 @@ int prof_store__query_intervals(struct prof_store *s, int64_t start, int64_t end
 	return query(s, start, end, f, fn, ctx, &none);
 }
 
+int prof_store__ranges(struct prof_store *s, int64_t start, int64_t end,
+		       struct prof_store_range **out, size_t *n)
+{
+	struct prof_store_range *r = NULL;
+	size_t cap = 0, i, j;
+
+	*out = NULL;
+	*n = 0;
+	if (end <= start)
+		return -EINVAL;
+	pthread_mutex_lock(&s->mu);
+	for (i = 0; i < s->nsegs; i++) {
+		const struct seg *g = s->segs[i];
+
+		for (j = 0; j < g->nrecs; j++) {
+			if (!overlaps(&g->recs[j], start, end))
+				continue;
+			xgrow((void **)&r, &cap, *n + 1, sizeof(*r));
+			r[(*n)++] = (struct prof_store_range){g->recs[j].t,
+							      g->recs[j].t + g->recs[j].dur};
+		}
+	}
+	pthread_mutex_unlock(&s->mu);
+	*out = r;
+	return 0;
+}
+
 /* ---- stats, close ------------------------------------------------------------------------------
  */
 

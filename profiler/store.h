@@ -114,6 +114,22 @@ int prof_store__query_intervals(struct prof_store *s, int64_t start_ns, int64_t 
 				const struct prof_store_filter *f, prof_store_interval_fn fn,
 				void *ctx);
 
+/* One stored interval: [start_ns, end_ns). */
+struct prof_store_range {
+	int64_t start_ns, end_ns;
+};
+
+/*
+ * The time ranges of the stored intervals overlapping [@start_ns, @end_ns),
+ * in time order, from the index in memory: no file is read, so it is cheap
+ * enough to call at start-up on a full store (O(records)). A record that
+ * turns out corrupt when read later is still listed. *@out is a new array
+ * of *@n entries (the caller frees it; NULL when there are none). Returns 0,
+ * or -EINVAL when end <= start.
+ */
+int prof_store__ranges(struct prof_store *s, int64_t start_ns, int64_t end_ns,
+		       struct prof_store_range **out, size_t *n);
+
 /* A consistent snapshot of the counters. */
 void prof_store__stats(const struct prof_store *s, struct prof_store_stats *st);
 

@@ -23,10 +23,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <fcntl.h>
 #include <strings.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -816,58 +814,14 @@ static const struct route routes[] = {
 int srv_read_token_file(const char *path, char **token, const char **why)
 {
 	struct strbuf sb = STRBUF_INIT;
-	struct stat st;
-	int fd, err;
+	int err;
 
 	*token = NULL;
-	*why = NULL;
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-	if (fd < 0) {
-		err = -errno;
-		*why = strerror(-err);
-		return err;
-	}
-	/* The mode of the file we opened, not of whatever the path names later. */
-	if (fstat(fd, &st)) {
-		err = -errno;
-		close(fd);
-		*why = strerror(-err);
-		return err;
-	}
-	if (!S_ISREG(st.st_mode)) {
-		close(fd);
-		*why = "not a regular file";
-		return -EINVAL;
-	}
-	if (st.st_mode & (S_IRGRP | S_IROTH)) {
-		close(fd);
-		*why = "group or others may read it (chmod 600 it)";
-		return -EPERM;
-	}
-	if (st.st_size > SRV_TOKEN_MAX) {
-		close(fd);
+	err = read_secret_file(path, SRV_TOKEN_MAX, &sb, why);
+	if (err == -EFBIG)
 		*why = "over 4 KiB: not a token";
-		return -EFBIG;
-	}
-	strbuf_grow(&sb, SRV_TOKEN_MAX + 1);
-	while (sb.len < SRV_TOKEN_MAX) {
-		ssize_t n = read(fd, sb.buf + sb.len, SRV_TOKEN_MAX - sb.len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			err = -errno;
-			close(fd);
-			strbuf_release(&sb);
-			*why = strerror(-err);
-			return err;
-		}
-		if (n == 0)
-			break;
-		sb.len += (size_t)n;
-	}
-	close(fd);
-	sb.buf[sb.len] = '\0';
+	if (err)
+		return err;
 	while (sb.len && (sb.buf[sb.len - 1] == '\n' || sb.buf[sb.len - 1] == '\r'))
 		sb.buf[--sb.len] = '\0';
 	if (!sb.len) {

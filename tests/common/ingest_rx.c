@@ -37,6 +37,13 @@ static void copy_arg(struct MHD_Connection *conn, const char *key, char *dst, si
 	snprintf(dst, len, "%s", v ? v : "");
 }
 
+static void copy_header(struct MHD_Connection *conn, const char *key, char *dst, size_t len)
+{
+	const char *v = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, key);
+
+	snprintf(dst, len, "%s", v ? v : "");
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
 				  const char *method, const char *version, const char *upload_data,
 				  size_t *upload_data_size, void **con_cls)
@@ -45,7 +52,6 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	struct rx_conn *c = *con_cls;
 	struct test_ingest_req rq = {0};
 	struct MHD_Response *resp;
-	const char *ct;
 	enum MHD_Result ret;
 
 	(void)version;
@@ -66,8 +72,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	copy_arg(conn, "format", rq.format, sizeof(rq.format));
 	copy_arg(conn, "spyName", rq.spy, sizeof(rq.spy));
 	copy_arg(conn, "sampleRate", rq.rate, sizeof(rq.rate));
-	ct = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Type");
-	snprintf(rq.content_type, sizeof(rq.content_type), "%s", ct ? ct : "");
+	copy_header(conn, "Content-Type", rq.content_type, sizeof(rq.content_type));
+	copy_header(conn, "X-Scope-OrgID", rq.org_id, sizeof(rq.org_id));
+	copy_header(conn, "Authorization", rq.authorization, sizeof(rq.authorization));
 	rq.body = c->body;
 	c->body = (struct strbuf)STRBUF_INIT;
 

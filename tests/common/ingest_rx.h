@@ -22,6 +22,9 @@ struct test_ingest_req {
 	/* Query parameters, URL-decoded; "" when absent. */
 	char name[1024], from[32], until[32], format[32], spy[64], rate[32];
 	char content_type[128];
+	/* Headers the pusher may send; "" when absent. */
+	char org_id[256]; /* X-Scope-OrgID */
+	char authorization[512];
 	struct strbuf body;
 	int status; /* what the receiver answered */
 };

@@ -9,14 +9,17 @@
 #include <criterion/criterion.h>
 #include <curl/curl.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "profiler/push.h"
 #include "tests/common/ingest_rx.h"
 #include "tests/common/pprof_read.h"
+#include "tests/common/testutil.h"
 
 #define SEC 1000000000LL
 
@@ -138,6 +141,45 @@ Test(push, labels_are_checked)
 	cr_expect_eq(prof_push_check_service_name("a b"), -EINVAL);
 	cr_expect_eq(prof_push_check_service_name("a{b"), -EINVAL);
 	cr_expect_eq(prof_push_check_service_name("a:b"), -EINVAL);
+}
+
+Test(push, tenant_ids_are_checked)
+{
+	static const struct {
+		const char *id;
+		bool ok;
+		const char *what;
+	} cases[] = {
+		{"1", true, "a number"},
+		{"123456", true, "Grafana Cloud's instance ids are numbers"},
+		{"team-a", true, "letters and '-'"},
+		{"Org_1.prod", true, "'_' and '.'"},
+		{"a!b*c'd(e)", true, "the other punctuation dskit allows"},
+		{"...", true, "only . and .. are refused, as path segments"},
+		{"", false, "empty"},
+		{".", false, "a path segment"},
+		{"..", false, "a path segment"},
+		{"a b", false, "a space"},
+		{"a|b", false, "dskit's separator of several tenants"},
+		{"a/b", false, "a slash"},
+		{"a:b", false, "a colon"},
+		{"a\tb", false, "a tab"},
+		{"a\nb", false, "a newline: header injection"},
+		{"\x7f", false, "DEL"},
+		{"h\xc3\xa9", false, "not ASCII"},
+	};
+	char max[152];
+
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++)
+		cr_expect_eq(prof_push_check_tenant(cases[i].id) == 0, cases[i].ok, "case %zu: %s",
+			     i, cases[i].what);
+	memset(max, 'x', 150);
+	max[150] = '\0';
+	cr_expect_eq(prof_push_check_tenant(max), 0, "150 characters");
+	max[150] = 'x';
+	max[151] = '\0';
+	cr_expect_eq(prof_push_check_tenant(max), -EINVAL, "151 characters");
+	cr_expect_eq(prof_push_check_tenant(NULL), -EINVAL);
 }
 
 Test(push, ingest_url)
@@ -292,6 +334,7 @@ Test(push, retries_5xx_and_429_fails_4xx_in_order, .timeout = 30)
 				   .hostname = "host-1",
 				   .labels = labels,
 				   .nlabels = 2,
+				   .tenant = "team-1",
 				   .sample_rate = 99,
 				   .backoff_min_ms = 10,
 				   .backoff_max_ms = 40};
@@ -338,6 +381,7 @@ Test(push, retries_5xx_and_429_fails_4xx_in_order, .timeout = 30)
 		cr_expect_str_eq(rq.rate, "99");
 		cr_expect_str_eq(rq.spy, "bpfprof");
 		cr_expect_str_eq(rq.content_type, "application/octet-stream");
+		cr_expect_str_eq(rq.org_id, "team-1", "request %zu", i); /* retries too */
 		cr_assert_gt(rq.body.len, 2);
 		cr_expect(rq.body.buf[0] == '\x1f' && rq.body.buf[1] == '\x8b', "not gzip");
 		pb = pprof_read(rq.body.buf, rq.body.len);
@@ -404,6 +448,7 @@ Test(push, queue_bound_while_down_then_delivers, .timeout = 30)
 	for (size_t i = 0; i < n; i++) {
 		cr_assert(test_ingest_rx__get(rx, i, &rq));
 		cr_expect_gt(atoll(rq.from), prev, "out of order");
+		cr_expect_str_eq(rq.org_id, "", "a tenant header without --push-tenant");
 		prev = atoll(rq.from);
 		strbuf_release(&rq.body);
 	}
@@ -446,6 +491,381 @@ Test(push, close_gives_up_after_flush_time, .timeout = 30)
 	test_ingest_rx__free(rx);
 }
 
+/* @len bytes of @data in @dir/@name, with @mode; returns the path (free it). */
+static char *write_file_mode(const char *dir, const char *name, const char *data, size_t len,
+			     mode_t mode)
+{
+	char *path = NULL;
+	int fd;
+
+	cr_assert(asprintf(&path, "%s/%s", dir, name) > 0);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(write(fd, data, len), (ssize_t)len);
+	close(fd);
+	cr_assert_eq(chmod(path, mode), 0);
+	return path;
+}
+
+Test(push, auth_file_rules)
+{
+	static const struct {
+		const char *data;
+		size_t len; /* 0 = strlen(data) */
+		mode_t mode;
+		int err;
+		const char *want;
+	} cases[] = {
+		{"12345:glc_Token+/=\n", 0, 0600, 0, "12345:glc_Token+/="},
+		{"user:pass word:with colons\n", 0, 0400, 0, "user:pass word:with colons"},
+		{"user:secret\r\n", 0, 0600, 0, "user:secret"},
+		{"bearer-Token_0.9~+/=", 0, 0600, 0, "bearer-Token_0.9~+/="},
+		{"tok\n", 0, 0600, 0, "tok"},
+		{"", 0, 0600, -EINVAL, NULL},
+		{"\n", 0, 0600, -EINVAL, NULL},
+		{"tok\n\n", 0, 0600, -EINVAL, NULL}, /* only one newline is removed */
+		{"user:pass\nmore\n", 0, 0600, -EINVAL, NULL},
+		{"tok\r", 0, 0600, -EINVAL, NULL}, /* a CR alone is no newline */
+		{"tok\0en\n", 7, 0600, -EINVAL, NULL},
+		{"two words\n", 0, 0600, -EINVAL, NULL},
+		{"tab\there\n", 0, 0600, -EINVAL, NULL},
+		{":password\n", 0, 0600, -EINVAL, NULL},
+		{"user:\n", 0, 0600, -EINVAL, NULL},
+		{"a user:password\n", 0, 0600, -EINVAL, NULL},
+		{"user:secret\n", 0, 0640, -EPERM, NULL},
+		{"user:secret\n", 0, 0644, -EPERM, NULL},
+	};
+	char *dir = test_tmp_dir("auth");
+	char *auth;
+	const char *why;
+
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		size_t len = cases[i].len ? cases[i].len : strlen(cases[i].data);
+		char *path = write_file_mode(dir, "auth", cases[i].data, len, cases[i].mode);
+		int err = prof_push_read_auth_file(path, &auth, &why);
+
+		cr_expect_eq(err, cases[i].err, "case %zu: %d (%s)", i, err, why ? why : "");
+		if (!err) {
+			cr_expect_str_eq(auth, cases[i].want, "case %zu", i);
+			free(auth);
+		} else {
+			cr_expect_null(auth, "case %zu", i);
+			cr_expect(why && *why, "case %zu: no reason", i);
+		}
+		unlink(path);
+		free(path);
+	}
+	cr_expect_eq(prof_push_read_auth_file("/nonexistent/auth", &auth, &why), -ENOENT);
+	cr_expect(why && *why);
+	cr_expect_eq(prof_push_read_auth_file(dir, &auth, &why), -EINVAL, "a directory");
+	test_rm_tree(dir);
+}
+
+Test(push, url_credentials_are_found)
+{
+	static const struct {
+		const char *url;
+		bool creds;
+	} cases[] = {
+		{"https://u:p@x.example", true},
+		{"https://u@x.example/prefix", true},
+		{"http://u:p%40ss@x.example:4040/", true},
+		{"http://x.example", false},
+		{"http://x.example:4040/a@b", false}, /* an '@' in the path */
+		{"http://x.example?a=b@c", false},
+		{"http://x.example#a@b", false},
+		{"x.example", false},
+	};
+
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++)
+		cr_expect_eq(prof_push_url_has_credentials(cases[i].url), cases[i].creds, "%s",
+			     cases[i].url);
+}
+
+/*
+ * Credentials from a file reach the server as libcurl encodes them, on the
+ * first request (no 401 round trip), on retries too, and never in the log.
+ */
+Test(push, auth_reaches_the_server_and_not_the_log, .timeout = 30)
+{
+	static const struct {
+		const char *auth, *want;
+	} cases[] = {
+		{"12345:glc_pa ss:w@rd", "Basic MTIzNDU6Z2xjX3BhIHNzOndAcmQ="},
+		{"glc_bearer.Token-1", "Bearer glc_bearer.Token-1"},
+	};
+	static const int script[] = {503, 401};
+	char logpath[] = "/tmp/bpfprof-push-log-XXXXXX";
+	int logfd = mkstemp(logpath), saved = dup(2);
+	struct strbuf log = STRBUF_INIT;
+
+	cr_assert_geq(logfd, 0);
+	/* Every log line, debug included, goes to a file for the test to read. */
+	log_level = 3;
+	fflush(stderr);
+	dup2(logfd, 2);
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		struct test_ingest_rx *rx = test_ingest_rx__new(0);
+		char url[64];
+		struct prof_push_opts o = {.url = url,
+					   .hostname = "h",
+					   .auth = cases[i].auth,
+					   .backoff_min_ms = 10,
+					   .backoff_max_ms = 20};
+		struct prof_push_stats st;
+		struct test_ingest_req rq;
+		struct prof_push *p;
+		size_t n;
+
+		cr_assert_eq(test_ingest_rx__listen(rx), 0);
+		test_ingest_rx__script(rx, script, ARRAY_SIZE(script));
+		snprintf(url, sizeof(url), "http://127.0.0.1:%d", test_ingest_rx__port(rx));
+		p = prof_push__start(&o);
+		cr_assert_not_null(p);
+		for (int k = 0; k < 2; k++) {
+			struct prof_profile *iv = interval_at(1700000000 + 2 * k);
+
+			prof_push__submit(p, iv, false);
+			prof_profile__free(iv);
+		}
+		wait_idle(p, 10000, &st);
+		cr_expect_eq(st.sent, 1, "case %zu", i);
+		cr_expect_eq(st.failed, 1, "case %zu: the 401", i);
+		n = test_ingest_rx__count(rx, NULL);
+		cr_expect_eq(n, 3, "case %zu: a request went unanswered or was repeated", i);
+		for (size_t k = 0; k < n; k++) {
+			cr_assert(test_ingest_rx__get(rx, k, &rq));
+			cr_expect_str_eq(rq.authorization, cases[i].want, "case %zu request %zu", i,
+					 k);
+			strbuf_release(&rq.body);
+		}
+		prof_push__close(p, 1000);
+		test_ingest_rx__free(rx);
+	}
+	fflush(stderr);
+	dup2(saved, 2);
+	close(saved);
+	close(logfd);
+	log_level = 1;
+	cr_assert_eq(read_file(logpath, &log, 0), 0);
+	unlink(logpath);
+	cr_expect(strstr(log.buf, "basic auth") && strstr(log.buf, "bearer token"),
+		  "the log was not captured: %s", log.buf);
+	cr_expect(strstr(log.buf, "HTTP 401"), "the 401 was not logged: %s", log.buf);
+	cr_expect_null(strstr(log.buf, "glc_"), "a secret in the log: %s", log.buf);
+	cr_expect_null(strstr(log.buf, "w@rd"), "a secret in the log: %s", log.buf);
+	strbuf_release(&log);
+}
+
+/* ---- the cursor: resuming after a restart ------------------------------------------ */
+
+struct cursor_env {
+	char *dir;
+	struct prof_store *store;
+	struct test_ingest_rx *rx;
+	char url[64];
+	int64_t t0; /* start of stored interval 0, in seconds */
+};
+
+/* Interval @k of the store: [t0 + 2k s + 3 ms, + 2 s). */
+static int64_t iv_start(const struct cursor_env *e, int k)
+{
+	return (e->t0 + 2 * k) * SEC + 3000000;
+}
+
+static struct prof_push *start_pusher(const struct cursor_env *e, const char *service,
+				      unsigned int queue_max)
+{
+	struct prof_push_opts o = {.url = e->url,
+				   .service_name = service,
+				   .hostname = "h",
+				   .store = e->store,
+				   .cursor_dir = e->dir,
+				   .queue_max = queue_max,
+				   .backoff_min_ms = 10,
+				   .backoff_max_ms = 20};
+	struct prof_push *p = prof_push__start(&o);
+
+	cr_assert_not_null(p);
+	return p;
+}
+
+/* The end the cursor file holds, 0 when there is none; its target lines in @ident. */
+static int64_t cursor_end(const struct cursor_env *e, struct strbuf *ident)
+{
+	struct strbuf sb = STRBUF_INIT, path = STRBUF_INIT;
+	int64_t end = 0;
+	char *at;
+
+	strbuf_addf(&path, "%s/push-cursor", e->dir);
+	if (read_file(path.buf, &sb, 0) == 0 && (at = strstr(sb.buf, "\nend "))) {
+		end = atoll(at + 5);
+		if (ident) {
+			strbuf_reset(ident);
+			strbuf_add(ident, sb.buf, at + 1 - sb.buf);
+		}
+	}
+	strbuf_release(&sb);
+	strbuf_release(&path);
+	return end;
+}
+
+/*
+ * With a store and a cursor, what a previous run stored but did not push
+ * goes out after a restart, in order, bounded by the queue, and only once;
+ * another target (service name) starts from now; a broken cursor is
+ * replaced.
+ */
+Test(push, cursor_resumes_stored_intervals_after_a_restart, .timeout = 30)
+{
+	struct cursor_env e = {0};
+	struct prof_push_stats st;
+	struct test_ingest_req rq;
+	struct strbuf ident = STRBUF_INIT, want = STRBUF_INIT, status = STRBUF_INIT;
+	struct prof_push *p;
+	struct prof_profile *iv;
+	struct prof_store_opts so = {0};
+	int64_t now;
+	size_t n;
+
+	e.dir = test_tmp_dir("push-cursor");
+	so.dir = e.dir;
+	so.min_free_bytes = 1;
+	e.store = prof_store__open(&so);
+	cr_assert_not_null(e.store);
+	e.rx = test_ingest_rx__new(0);
+	cr_assert_eq(test_ingest_rx__listen(e.rx), 0);
+	snprintf(e.url, sizeof(e.url), "http://127.0.0.1:%d/", test_ingest_rx__port(e.rx));
+	/* Eight back-to-back intervals of a previous run, ending a minute ago. */
+	e.t0 = (int64_t)(now_wall_ns() / SEC) - 76;
+	for (int k = 0; k < 8; k++) {
+		iv = pprof_test_profile();
+		iv->time_nanos = iv_start(&e, k);
+		iv->duration_nanos = 2 * SEC;
+		cr_assert_eq(prof_store__append(e.store, iv), 0);
+		prof_profile__free(iv);
+	}
+
+	/* First start for this target: nothing from before it is pushed; the cursor says now. */
+	now = (int64_t)now_wall_ns();
+	p = start_pusher(&e, "svc", 4);
+	prof_push__stats(p, &st);
+	cr_expect_eq(st.resumed, 0);
+	cr_expect_eq(st.queued, 0);
+	cr_expect_geq(cursor_end(&e, &ident), now);
+	cr_expect_lt(cursor_end(&e, NULL), now + 5 * SEC);
+	strbuf_addf(&want,
+		    "bpfprof push cursor 1\nurl http://127.0.0.1:%d\ntenant -\nservice svc\n",
+		    test_ingest_rx__port(e.rx));
+	cr_expect_str_eq(ident.buf, want.buf);
+	/* An accepted interval moves it to that interval's end. */
+	iv = pprof_test_profile();
+	iv->time_nanos = iv_start(&e, 1);
+	iv->duration_nanos = 2 * SEC;
+	prof_push__submit(p, iv, /*in_store=*/true);
+	prof_profile__free(iv);
+	wait_idle(p, 10000, &st);
+	cr_expect_eq(st.sent, 1);
+	cr_expect_eq(cursor_end(&e, NULL), iv_start(&e, 1) + 2 * SEC);
+	prof_push__close(p, 0);
+
+	/*
+	 * A restart: intervals 2..7 end after the cursor; a queue of 4 keeps
+	 * the newest 4 (the oldest 2 are dropped and counted), sent in order.
+	 */
+	p = start_pusher(&e, "svc", 4);
+	prof_push__stats(p, &st);
+	cr_expect_eq(st.resumed, 4);
+	cr_expect_eq(st.dropped, 2);
+	wait_idle(p, 10000, &st);
+	cr_expect_eq(st.sent, 4);
+	prof_push__status(p, &status);
+	cr_expect(strstr(status.buf, "push_resumed 4\n"), "%s", status.buf);
+	prof_push__close(p, 1000);
+	n = test_ingest_rx__count(e.rx, NULL);
+	cr_assert_eq(n, 5);
+	for (size_t i = 1; i < n; i++) {
+		cr_assert(test_ingest_rx__get(e.rx, i, &rq));
+		/* Request 0 was interval 1; requests 1..4 are intervals 4..7. */
+		cr_expect_eq(atoll(rq.from), e.t0 + 2 * (int64_t)(i + 3), "request %zu", i);
+		cr_expect_eq(atoll(rq.until), e.t0 + 2 * (int64_t)(i + 4), "request %zu", i);
+		cr_expect_gt(rq.body.len, 2, "request %zu: no profile", i);
+		strbuf_release(&rq.body);
+	}
+	cr_expect_eq(cursor_end(&e, NULL), iv_start(&e, 7) + 2 * SEC);
+
+	/* Again: everything was delivered, nothing is sent twice. */
+	p = start_pusher(&e, "svc", 0);
+	prof_push__stats(p, &st);
+	cr_expect_eq(st.resumed, 0);
+	prof_push__close(p, 1000);
+
+	/* Another target (service name) does not inherit the cursor; it starts now. */
+	now = (int64_t)now_wall_ns();
+	p = start_pusher(&e, "other", 0);
+	prof_push__stats(p, &st);
+	cr_expect_eq(st.resumed, 0);
+	prof_push__close(p, 1000);
+	cr_expect_geq(cursor_end(&e, &ident), now);
+	cr_expect(strstr(ident.buf, "\nservice other\n"), "%s", ident.buf);
+	/* ... and the first one, back, does not take the other one's. */
+	p = start_pusher(&e, "svc", 0);
+	prof_push__stats(p, &st);
+	cr_expect_eq(st.resumed, 0);
+	prof_push__close(p, 1000);
+
+	/* A broken cursor is replaced with one for now. */
+	{
+		char path[256];
+		FILE *f;
+
+		snprintf(path, sizeof(path), "%s/push-cursor", e.dir);
+		f = fopen(path, "w");
+		cr_assert_not_null(f);
+		fputs("bpfprof push cursor 1\ngarbage\n", f);
+		fclose(f);
+		now = (int64_t)now_wall_ns();
+		p = start_pusher(&e, "svc", 0);
+		prof_push__stats(p, &st);
+		cr_expect_eq(st.resumed, 0);
+		prof_push__close(p, 1000);
+		cr_expect_geq(cursor_end(&e, NULL), now);
+	}
+	cr_expect_eq(test_ingest_rx__count(e.rx, NULL), 5, "something was sent twice");
+
+	test_ingest_rx__free(e.rx);
+	prof_store__close(e.store);
+	strbuf_release(&ident);
+	strbuf_release(&want);
+	strbuf_release(&status);
+	test_rm_tree(e.dir);
+}
+
+/* Without a cursor directory (or a store), no cursor is read or written. */
+Test(push, no_cursor_without_a_directory)
+{
+	char *dir = test_tmp_dir("push-nocursor");
+	struct prof_store_opts so = {.dir = dir, .min_free_bytes = 1};
+	struct prof_store *store = prof_store__open(&so);
+	struct prof_push_opts o = {.url = "http://127.0.0.1:1", .hostname = "h", .store = store};
+	struct prof_push *p;
+	char path[256];
+
+	cr_assert_not_null(store);
+	p = prof_push__start(&o);
+	cr_assert_not_null(p);
+	prof_push__close(p, 0);
+	o.store = NULL;
+	o.cursor_dir = dir;
+	p = prof_push__start(&o);
+	cr_assert_not_null(p);
+	prof_push__close(p, 0);
+	snprintf(path, sizeof(path), "%s/push-cursor", dir);
+	cr_expect_neq(access(path, F_OK), 0, "a cursor without a store or a directory");
+	prof_store__close(store);
+	test_rm_tree(dir);
+}
+
 Test(push, bad_options_are_refused)
 {
 	const char *bad_label[] = {"x-y=1"};
@@ -454,6 +874,12 @@ Test(push, bad_options_are_refused)
 		{.url = NULL},
 		{.url = "http://x", .service_name = "a b"},
 		{.url = "http://x", .labels = bad_label, .nlabels = 1},
+		{.url = "http://x", .tenant = "a b"},
+		{.url = "http://x", .tenant = ""},
+		{.url = "http://u:p@x", .auth = "u:p"}, /* credentials given twice */
+		{.url = "http://u@x/", .auth = "token"},
+		{.url = "http://x", .auth = ""},
+		{.url = "http://x", .auth = "two\nlines"},
 	};
 
 	for (size_t i = 0; i < ARRAY_SIZE(o); i++) {

@@ -842,6 +842,70 @@ Test(store, reopen_keeps_everything)
 	free(dir);
 }
 
+/*
+ * prof_store__ranges() lists what a query would read, from the index: the
+ * intervals overlapping the range, in time order, across segments and a
+ * reopen, with the gaps where nothing was stored.
+ */
+Test(store, ranges_list_the_stored_intervals)
+{
+	char *dir = tmp_dir();
+	struct prof_store *s = open_store(dir, 0, 0, 1);
+	int64_t t0 = base_time();
+	struct prof_store_range *r;
+	size_t n;
+	static const struct {
+		int64_t from, to; /* seconds after t0 */
+		size_t want_n;
+		int64_t want_first, want_last; /* start of the first and last listed, s after t0 */
+	} cases[] = {
+		{0, 1000, 14, 0, 430},
+		{25, 65, 5, 20, 60}, /* partly covered intervals at both ends count */
+		{30, 40, 1, 30, 30}, /* exactly one: its neighbours only touch it */
+		{100, 400, 0, 0, 0}, /* the gap between the two runs */
+		{95, 405, 2, 90, 400}, /* the last of the first run, the first of the second */
+		{-100, 0, 0, 0, 0},
+		{440, 500, 0, 0, 0}, /* the last one ends at 440 */
+	};
+
+	/* Ten 10 s intervals from t0; after a reopen (a new segment), four from t0 + 400 s. */
+	for (int i = 0; i < 14; i++) {
+		struct prof_profile *p;
+
+		if (i == 10) {
+			prof_store__close(s);
+			s = open_store(dir, 0, 0, 1);
+		}
+		p = mk_interval(t0 + (i < 10 ? i * 10 : 400 + (i - 10) * 10) * SEC, 1, 1);
+		cr_assert_eq(prof_store__append(s, p), 0);
+		prof_profile__free(p);
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		cr_assert_eq(prof_store__ranges(s, t0 + cases[i].from * SEC, t0 + cases[i].to * SEC,
+						&r, &n),
+			     0);
+		cr_expect_eq(n, cases[i].want_n, "case %zu: %zu ranges", i, n);
+		if (!n) {
+			cr_expect_null(r);
+			continue;
+		}
+		cr_expect_eq(r[0].start_ns, t0 + cases[i].want_first * SEC, "case %zu", i);
+		cr_expect_eq(r[n - 1].start_ns, t0 + cases[i].want_last * SEC, "case %zu", i);
+		for (size_t k = 0; k < n; k++) {
+			cr_expect_eq(r[k].end_ns, r[k].start_ns + 10 * SEC, "case %zu", i);
+			if (k)
+				cr_expect_gt(r[k].start_ns, r[k - 1].start_ns, "case %zu: order",
+					     i);
+		}
+		free(r);
+	}
+	cr_expect_eq(prof_store__ranges(s, t0, t0, &r, &n), -EINVAL);
+	cr_expect_null(r);
+	prof_store__close(s);
+	rm_rf(dir);
+	free(dir);
+}
+
 /* ---- store: retention ---------------------------------------------------------------- */
 
 Test(store, retention_by_age)
