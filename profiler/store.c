@@ -467,13 +467,13 @@ struct wtabs {
 
 /*
  * Every WTABS_FORGET_EVERY records, entries that none of the last
- * WTABS_KEEP records used are forgotten (itab_forget): 32 records are 5
+ * WTABS_KEEP records used are forgotten (itab_forget): 18 records are 3
  * minutes at the default 10 s interval. What comes back after that is
  * written again, which costs the store a little; what never comes back
  * (the stacks of exited processes) no longer costs memory.
  */
-#define WTABS_FORGET_EVERY 8
-#define WTABS_KEEP 32
+#define WTABS_FORGET_EVERY 6
+#define WTABS_KEEP 18
 
 static struct wtabs *wtabs_new(void)
 {
