@@ -50,7 +50,8 @@ smaps_by_map() {
 		END { for (n in r) print n, r[n] }' /proc/$AGENT/smaps
 }
 # One line: t VmRSS heap_in_use heap_free RssAnon RssFile RssShmem Private_Dirty
-# symtab_bytes dwarf_bytes store_table_bytes (kB from /proc, bytes from /metrics).
+# symtab_bytes dwarf_bytes store_table_bytes row_copy_bytes (kB from /proc, bytes
+# from /metrics).
 while [ $(( $(date +%s) - t0 )) -lt "$D" ]; do
 	el=$(( $(date +%s) - t0 ))
 	m=$(curl -sf "http://127.0.0.1:$PORT/metrics" || true)
@@ -58,7 +59,8 @@ while [ $(( $(date +%s) - t0 )) -lt "$D" ]; do
 		/^bpfprof_heap_bytes\{state="in_use"\}/ {u = $2} /^bpfprof_heap_bytes\{state="free"\}/ {f = $2}
 		END {print u + 0, f + 0}' <<<"$m") $(awk '/^RssAnon|^RssFile|^RssShmem/ {printf "%s ", $2}' /proc/$AGENT/status)$(awk '/^Private_Dirty/ {print $2}' /proc/$AGENT/smaps_rollup) $(awk '
 		/^bpfprof_symbol_cache_bytes\{kind="symtab"\}/ {s = $2} /^bpfprof_symbol_cache_bytes\{kind="dwarf"\}/ {d = $2}
-		/^bpfprof_store_table_bytes / {t = $2} END {print s + 0, d + 0, t + 0}' <<<"$m")" >>"$OUT/rss"
+		/^bpfprof_store_table_bytes / {t = $2} /^bpfprof_unwind_row_copy_bytes / {r = $2}
+		END {print s + 0, d + 0, t + 0, r + 0}' <<<"$m")" >>"$OUT/rss"
 	[ "$el" -ge 60 ] && [ ! -s "$OUT/smaps.1m" ] && smaps_by_map >"$OUT/smaps.1m"
 	sleep 10
 done
@@ -123,6 +125,8 @@ echo "heap in use (MB) every minute: $(awk 'NR % 6 == 1 {printf "%.1f ", $3 / 10
 echo "symbol tables (MB) every minute: $(awk 'NR % 6 == 1 {printf "%.1f ", $9 / 1048576}' "$OUT/rss")"
 echo "DWARF, estimated (MB) every minute: $(awk 'NR % 6 == 1 {printf "%.1f ", $10 / 1048576}' "$OUT/rss")"
 echo "store tables (MB) every minute: $(awk 'NR % 6 == 1 {printf "%.2f ", $11 / 1048576}' "$OUT/rss")"
+echo "unwind row copies (MB) every minute: $(awk 'NR % 6 == 1 {printf "%.2f ", $12 / 1048576}' "$OUT/rss")"
+echo "heap in use less the above (MB) every minute: $(awk 'NR % 6 == 1 {printf "%.2f ", ($3 - $9 - $10 - $11 - $12) / 1048576}' "$OUT/rss")"
 echo "Mappings whose resident kB grew most after the first minute (kB at 1 min -> end):"
 awk 'NR == FNR { a[$1] = $2; next } { d = $2 - a[$1]; if (d != 0) printf "  %+6d  %s (%d -> %d)\n", d, $1, a[$1], $2 }' \
 	"$OUT/smaps.1m" "$OUT/smaps.end" | sort -rn | head -8

@@ -103,6 +103,7 @@ struct prof_collector {
 	struct prof_collector_stats ts; /* counters, published into stats after each drain */
 	uint64_t last_flip_ns;
 	int64_t last_flip_wall;
+	uint64_t trimmed_ns, trimmed_free; /* the last malloc_trim: when, and the free heap then */
 	struct prof_profile *batch;
 	struct prof_loc_in locs[MAX_FRAMES];
 	struct prof_line_in lines[MAX_FRAMES];
@@ -726,20 +727,29 @@ static void maybe_reload_kallsyms(struct prof_collector *c)
 }
 
 /* Free heap glibc may keep before we hand it back (after a burst of symbolization). */
-#define HEAP_FREE_TRIM_BYTES (8u << 20)
+#define HEAP_FREE_TRIM_BYTES (2u << 20)
 
 /*
  * A burst of work (a DWARF session opened and evicted, a big window
  * encoded) leaves freed memory in the heap that glibc keeps: measured 30 MB
- * free next to 18 MB in use after symbolizing large test binaries. Give it
- * back when there is much of it; the check is a few microseconds.
+ * free next to 18 MB in use after symbolizing large test binaries, and 3 MB
+ * kept after idle files expired. Give it back when there is much of it and
+ * more than at the last trim, or a minute later: trimmed pages stay counted
+ * as free, so the free size alone would trim at every drain. The check is a
+ * few microseconds.
  */
-static void trim_heap(void)
+static void trim_heap(struct prof_collector *c, uint64_t now)
 {
 	struct mallinfo2 mi = mallinfo2();
 
-	if (mi.fordblks > HEAP_FREE_TRIM_BYTES)
-		malloc_trim(0);
+	if (mi.fordblks <= HEAP_FREE_TRIM_BYTES)
+		return;
+	if (mi.fordblks < c->trimmed_free + (512u << 10) &&
+	    now - c->trimmed_ns < 60ULL * 1000000000)
+		return;
+	malloc_trim(0);
+	c->trimmed_free = mi.fordblks;
+	c->trimmed_ns = now;
 }
 
 /* One drain: symbolize the inactive map set and hand it to the windows. */
@@ -808,7 +818,7 @@ static void drain(struct prof_collector *c, bool final)
 	sym_demangler__trim(c->demangler);
 	if (c->ksyms_missed)
 		maybe_reload_kallsyms(c);
-	trim_heap();
+	trim_heap(c, flip_ns);
 	publish_stats(c);
 }
 

@@ -788,6 +788,10 @@ static void agent_metrics(void *ctx, struct strbuf *out)
 		metric(out, "bpfprof_unwind_tables_evicted_total", "counter",
 		       "Unwind tables unloaded to make room (rebuilt when needed again).",
 		       st.unwind.tables_evicted);
+		metric(out, "bpfprof_unwind_row_copy_bytes", "gauge",
+		       "Unwind rows kept in memory for finishing new processes' stacks "
+		       "(2 MiB at most, a minute unused at most).",
+		       st.unwind.row_copy_bytes);
 		metric(out, "bpfprof_unwind_table_build_seconds_total", "counter",
 		       "Time spent turning .eh_frame into rows.", (double)st.unwind.build_ns / 1e9);
 	}

@@ -25,6 +25,7 @@ struct utable {
 	/* A copy of the rows for the user-space walker (LRU, COPY_BUDGET), or NULL. */
 	struct prof_unwind_row *copy;
 	uint64_t copy_used; /* u->tick of its last use */
+	uint64_t copy_used_ns; /* CLOCK_MONOTONIC of its last use */
 	struct utable *next; /* hash chain */
 };
 
@@ -33,6 +34,12 @@ struct utable {
  * read would cost ~600 syscalls per snapshot): libc's rows are 226 KB.
  */
 #define COPY_BUDGET (2u << 20)
+/*
+ * ... and dropped after a minute unused: snapshots come from processes whose
+ * table was just built, so a copy that no snapshot needed for a minute is
+ * memory kept for nothing (after a burst of new programs, up to the 2 MiB).
+ */
+#define COPY_TTL_NS (60ULL * 1000000000)
 
 struct upid {
 	uint32_t pid;
@@ -253,6 +260,7 @@ static void keep_copy(struct prof_unwinder *u, struct utable *t, struct prof_unw
 	}
 	t->copy = rows;
 	t->copy_used = u->tick;
+	t->copy_used_ns = now_mono_ns();
 	u->copy_bytes += bytes;
 }
 
@@ -265,6 +273,7 @@ static const struct prof_unwind_row *table_rows(struct prof_unwinder *u, struct 
 
 	if (t->copy) {
 		t->copy_used = u->tick;
+		t->copy_used_ns = now_mono_ns();
 		return t->copy;
 	}
 	if ((uint64_t)t->count * sizeof(*rows) > COPY_BUDGET)
@@ -608,8 +617,23 @@ void prof_unwinder__exit(struct prof_unwinder *u, uint32_t pid, uint32_t aspace)
 	free(p);
 }
 
+/* Frees the row copies no snapshot used for COPY_TTL_NS. */
+static void copies_expire(struct prof_unwinder *u)
+{
+	uint64_t now = now_mono_ns();
+
+	for (size_t b = 0; b < u->ntb && u->copy_bytes; b++)
+		for (struct utable *t = u->tb[b]; t; t = t->next)
+			if (t->copy && now - t->copy_used_ns > COPY_TTL_NS) {
+				u->copy_bytes -= (uint64_t)t->count * sizeof(*t->copy);
+				free(t->copy);
+				t->copy = NULL;
+			}
+}
+
 void prof_unwinder__sweep(struct prof_unwinder *u)
 {
+	copies_expire(u);
 	for (size_t b = 0; b < u->npb; b++) {
 		struct upid **pp = &u->pb[b];
 
