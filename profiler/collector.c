@@ -811,8 +811,10 @@ static void drain(struct prof_collector *c, bool final)
 	prof_profile__free(c->batch);
 	c->batch = NULL;
 	prof_procs__gc(c->procs, flip_ns);
-	if (c->opts.idle_ttl_ms && flip_ns > c->opts.idle_ttl_ms * 1000000ULL)
+	if (c->opts.idle_ttl_ms && flip_ns > c->opts.idle_ttl_ms * 1000000ULL) {
 		sym_dsos__expire_idle(c->dsos, flip_ns - c->opts.idle_ttl_ms * 1000000ULL);
+		sym_dsos__expire_dwarf(c->dsos, flip_ns - c->opts.idle_ttl_ms * 1000000ULL);
+	}
 	if (c->unwinder)
 		prof_unwinder__sweep(c->unwinder);
 	sym_demangler__trim(c->demangler);

@@ -42,7 +42,11 @@ struct prof_collector_opts {
 	uint64_t dwarf_budget; /* bytes libdw sessions may take (sym_dsos__set_dwarf_budget) */
 	/* bytes for files no process maps any more (sym_dsos__set_idle_budget) */
 	uint64_t idle_budget;
-	/* ... and how long they stay at most (sym_dsos__expire_idle); 0 = no limit */
+	/*
+	 * ... and how long they stay at most (sym_dsos__expire_idle); also how
+	 * long DWARF no sample asked for stays open (sym_dsos__expire_dwarf).
+	 * 0 = no limit.
+	 */
 	uint64_t idle_ttl_ms;
 	uint64_t interval_ms; /* 0 = no intervals; else boundaries at wall-clock multiples */
 	prof_interval_fn interval_fn; /* see prof_interval_fn */

@@ -358,6 +358,23 @@ size_t sym_dsos__expire_idle(struct sym_dsos *c, uint64_t idle_before_ns)
 	return n;
 }
 
+size_t sym_dsos__expire_dwarf(struct sym_dsos *c, uint64_t unused_before_ns)
+{
+	size_t n = 0;
+
+	for (size_t b = 0; b < c->nbuckets; b++)
+		for (struct sym_dso *d = c->by_file[b]; d; d = d->next_file) {
+			/* Idle dsos have their DWARF charged to idle_bytes: they expire whole. */
+			if (d->idle || !dso_dwarf__unused_since(d->dwarf, unused_before_ns))
+				continue;
+			dso_dwarf__free(d->dwarf, &c->st);
+			d->dwarf = NULL;
+			n++;
+		}
+	c->st.dwarf_expired += n;
+	return n;
+}
+
 const char *sym_dso__path(const struct sym_dso *d)
 {
 	return d->path;

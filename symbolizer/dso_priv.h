@@ -54,6 +54,9 @@ Elf *dso_dwarf__debug_elf(struct sym_dso *d, uint64_t *size);
 /* The budget bytes a DWARF session holds (its estimate); 0 for NULL or none. */
 uint64_t dso_dwarf__bytes(const struct dso_dwarf *dw);
 
+/* True when @dw exists and sym_dso__frames() last used it before @before_ns (CLOCK_MONOTONIC). */
+bool dso_dwarf__unused_since(const struct dso_dwarf *dw, uint64_t before_ns);
+
 /* Frees a DWARF session and uncounts it from @st (may be NULL). NULL @dw is a no-op. */
 void dso_dwarf__free(struct dso_dwarf *dw, struct sym_stats *st);
 

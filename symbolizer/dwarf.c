@@ -152,6 +152,7 @@ struct dso_dwarf {
 	int err; /* 0 when dw is usable, else -ENODATA, or -ENOBUFS over budget */
 	uint64_t reserved; /* budget bytes taken for the session */
 	uint64_t refused_at; /* dso__dwarf_releases() when the budget refused us */
+	uint64_t used_ns; /* CLOCK_MONOTONIC of the last sym_dso__frames() */
 	Dwarf *dw;
 	bool has_lines; /* a non-empty .debug_line */
 
@@ -268,6 +269,11 @@ static void cu_index_free(struct cu_index *ci)
 uint64_t dso_dwarf__bytes(const struct dso_dwarf *dw)
 {
 	return dw ? dw->reserved : 0;
+}
+
+bool dso_dwarf__unused_since(const struct dso_dwarf *dw, uint64_t before_ns)
+{
+	return dw && dw->used_ns < before_ns;
 }
 
 void dso_dwarf__free(struct dso_dwarf *dw, struct sym_stats *st)
@@ -1220,6 +1226,7 @@ int sym_dso__frames(struct sym_dso *d, uint64_t file_offset, struct sym_frame *o
 	if (max <= 0)
 		return -EINVAL;
 	dw = dwarf_get(d);
+	dw->used_ns = now_mono_ns();
 	if (dw->err)
 		return dw->err;
 	if (sym_dso__offset_to_vaddr(d, file_offset, &vaddr))

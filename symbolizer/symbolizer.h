@@ -129,6 +129,7 @@ struct sym_stats {
 	uint64_t dwarf_over_budget; /* sessions not opened: they did not fit the budget */
 	uint64_t dwarf_releases; /* sessions (or reservations) that gave budget back */
 	uint64_t idle_expired; /* idle dsos freed by sym_dsos__expire_idle() */
+	uint64_t dwarf_expired; /* DWARF states closed by sym_dsos__expire_dwarf() */
 };
 
 /*
@@ -155,6 +156,19 @@ void sym_dsos__set_idle_budget(struct sym_dsos *c, uint64_t bytes);
  * ran: a file comes back from disk in milliseconds if it is mapped again.
  */
 size_t sym_dsos__expire_idle(struct sym_dsos *c, uint64_t idle_before_ns);
+
+/*
+ * Closes the DWARF state (libdw session, indexes, cached answers, the
+ * mapped debug file) of files still in use whose DWARF no lookup asked for
+ * since @unused_before_ns (CLOCK_MONOTONIC), and returns how many. The next
+ * sym_dso__frames() opens it again. libdw keeps every line table it read
+ * until the session ends, so a session that stays open grows with every
+ * new part of the program that gets a sample; closing the ones nobody asks
+ * for keeps the memory of DWARF to what recent samples need. Call it when
+ * no struct sym_frame from an earlier sym_dso__frames() is in use: their
+ * strings go with the session.
+ */
+size_t sym_dsos__expire_dwarf(struct sym_dsos *c, uint64_t unused_before_ns);
 
 /* Frees the cache; every dso must have been put already. NULL is a no-op. */
 void sym_dsos__free(struct sym_dsos *c);

@@ -143,3 +143,42 @@ Test(dso_cache, dwarf_budget_evicts_idle_sessions_and_retries)
 	sym_dso__put(a);
 	sym_dsos__free(c);
 }
+
+/* DWARF of a file in use closes when no lookup needed it lately, and opens again on demand. */
+Test(dso_cache, unused_dwarf_of_a_live_file_is_closed_and_reopened)
+{
+	char path[256];
+	struct sym_dsos *c = sym_dsos__new();
+	struct sym_stats st;
+	struct sym_dso *d;
+	uint64_t before;
+	int n;
+
+	test_build_path("fixtures/inlines", path, sizeof(path));
+	d = sym_dsos__get_path(c, path);
+	cr_assert_not_null(d);
+	n = frames_at(d, path, "hot_scale");
+	cr_assert_gt(n, 0, "no DWARF frames in %s", path);
+	sym_dsos__stats(c, &st);
+	cr_assert_eq(st.dwarf_loaded, 1);
+	cr_assert_gt(st.dwarf_bytes, 0);
+
+	before = now_mono_ns();
+	cr_expect_eq(sym_dsos__expire_dwarf(c, before - 1000000000ULL), 0,
+		     "a session used just now was closed");
+	cr_expect_eq(sym_dsos__expire_dwarf(c, now_mono_ns() + 1), 1);
+	sym_dsos__stats(c, &st);
+	cr_expect_eq(st.dwarf_loaded, 0, "the session is still counted as open");
+	cr_expect_eq(st.dwarf_bytes, 0, "its budget was not given back");
+	cr_expect_eq(st.dwarf_expired, 1);
+	cr_expect_eq(st.dsos, 1, "the file itself must stay cached");
+
+	cr_expect_eq(frames_at(d, path, "hot_scale"), n,
+		     "the reopened session answers differently");
+	sym_dsos__stats(c, &st);
+	cr_expect_eq(st.dwarf_loaded, 1);
+	/* An idle file's DWARF goes with the file (sym_dsos__expire_idle), not here. */
+	sym_dso__put(d);
+	cr_expect_eq(sym_dsos__expire_dwarf(c, now_mono_ns() + 1), 0);
+	sym_dsos__free(c);
+}
