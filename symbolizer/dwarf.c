@@ -481,6 +481,7 @@ static struct dso_dwarf *dwarf_locate(struct sym_dso *d)
 	dw = xcalloc(1, sizeof(*dw));
 	dw->fd = -1;
 	dw->err = -ENODATA;
+	dw->used_ns = now_mono_ns(); /* located for a reason: not unused since before */
 	*slot = dw;
 	if (!dso__elf_ok(d) || dso__fd(d) < 0)
 		return dw;
