@@ -837,6 +837,9 @@ static void agent_metrics(void *ctx, struct strbuf *out)
 	       y->dwarf_over_budget);
 	metric(out, "bpfprof_symbol_cache_expired_total", "counter",
 	       "Cached files freed after no process had mapped them for a while.", y->idle_expired);
+	metric(out, "bpfprof_dwarf_expired_total", "counter",
+	       "DWARF sessions of files in use closed after no sample needed them for a while.",
+	       y->dwarf_expired);
 	metric(out, "bpfprof_kernel_symbols", "gauge", "Kernel text symbols loaded from kallsyms.",
 	       st.kallsyms_symbols);
 }
