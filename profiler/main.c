@@ -363,6 +363,47 @@ static bool process_gone(int pid)
 	return gone;
 }
 
+/*
+ * The options of the collector that `record` and `agent` share (-F, --no-kernel,
+ * --unwind, --unwind-rows, --max-stacks, --max-counts, --dwarf-memory) into
+ * @co. -1 when @opt is not one of them, 0 when it was taken, else the exit
+ * code of a bad value (reported).
+ */
+static int collector_option(const char *cmd, int opt, const char *arg,
+			    struct prof_collector_opts *co)
+{
+	unsigned long v;
+
+	switch (opt) {
+	case 'F':
+		if (parse_uint(arg, 1, MAX_FREQ, &v))
+			return bad_option(cmd, "frequency (1..10000)", arg);
+		co->freq = v;
+		return 0;
+	case 'K':
+		co->no_kernel = true;
+		return 0;
+	case OPT_UNWIND:
+		if (parse_unwind(arg, &co->fp_only))
+			return bad_option(cmd, "--unwind mode (cfi or fp)", arg);
+		return 0;
+	case OPT_UNWIND_ROWS:
+		if (parse_u32(arg, 1024, 1UL << 24, &co->unwind_rows))
+			return bad_option(cmd, "--unwind-rows (1024..16777216)", arg);
+		return 0;
+	case 'S':
+	case 'C':
+		if (parse_map_size(arg, opt == 'S' ? &co->max_stacks : &co->max_counts))
+			return bad_option(cmd, "map size (16..1048576)", arg);
+		return 0;
+	case 'M':
+		if (parse_dwarf_memory(arg, &co->dwarf_budget))
+			return bad_option(cmd, "--dwarf-memory in MB", arg);
+		return 0;
+	}
+	return -1;
+}
+
 static int cmd_record(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -398,12 +439,13 @@ static int cmd_record(int argc, char **argv)
 	int opt, fmt, err, ret = 1;
 
 	while ((opt = getopt_long(argc, argv, "F:d:p:o:lqvh", opts, NULL)) != -1) {
+		err = collector_option("record", opt, optarg, &co);
+		if (err >= 0) {
+			if (err)
+				return err;
+			continue;
+		}
 		switch (opt) {
-		case 'F':
-			if (parse_uint(optarg, 1, MAX_FREQ, &v))
-				return bad_option("record", "frequency (1..10000)", optarg);
-			co.freq = v;
-			break;
 		case 'd':
 			if (parse_uint(optarg, 1, 86400, &v))
 				return bad_option("record", "duration in seconds (1..86400)",
@@ -421,29 +463,8 @@ static int cmd_record(int argc, char **argv)
 		case 'f':
 			format = optarg;
 			break;
-		case 'K':
-			co.no_kernel = true;
-			break;
-		case OPT_UNWIND:
-			if (parse_unwind(optarg, &co.fp_only))
-				return bad_option(argv[0], "--unwind mode (cfi or fp)", optarg);
-			break;
-		case OPT_UNWIND_ROWS:
-			if (parse_u32(optarg, 1024, 1UL << 24, &co.unwind_rows))
-				return bad_option(argv[0], "--unwind-rows (1024..16777216)",
-						  optarg);
-			break;
-		case 'S':
-		case 'C':
-			if (parse_map_size(optarg, opt == 'S' ? &co.max_stacks : &co.max_counts))
-				return bad_option("record", "map size (16..1048576)", optarg);
-			break;
 		case 'l':
 			with_lines = true;
-			break;
-		case 'M':
-			if (parse_dwarf_memory(optarg, &co.dwarf_budget))
-				return bad_option("record", "--dwarf-memory in MB", optarg);
 			break;
 		case 'q':
 			quiet = true;
@@ -994,38 +1015,19 @@ static int cmd_agent(int argc, char **argv)
 	int opt;
 
 	while ((opt = getopt_long(argc, argv, "F:vh", opts, NULL)) != -1) {
+		int err = collector_option("agent", opt, optarg, &co);
+
+		if (err >= 0) {
+			if (err)
+				return err;
+			continue;
+		}
 		switch (opt) {
 		case 'a':
 			address = optarg;
 			break;
 		case 'T':
 			token_file = optarg;
-			break;
-		case 'F':
-			if (parse_uint(optarg, 1, MAX_FREQ, &v))
-				return bad_option("agent", "frequency (1..10000)", optarg);
-			co.freq = v;
-			break;
-		case 'K':
-			co.no_kernel = true;
-			break;
-		case OPT_UNWIND:
-			if (parse_unwind(optarg, &co.fp_only))
-				return bad_option(argv[0], "--unwind mode (cfi or fp)", optarg);
-			break;
-		case OPT_UNWIND_ROWS:
-			if (parse_u32(optarg, 1024, 1UL << 24, &co.unwind_rows))
-				return bad_option(argv[0], "--unwind-rows (1024..16777216)",
-						  optarg);
-			break;
-		case 'S':
-		case 'C':
-			if (parse_map_size(optarg, opt == 'S' ? &co.max_stacks : &co.max_counts))
-				return bad_option("agent", "map size (16..1048576)", optarg);
-			break;
-		case 'M':
-			if (parse_dwarf_memory(optarg, &co.dwarf_budget))
-				return bad_option("agent", "--dwarf-memory in MB", optarg);
 			break;
 		case 'Y':
 			if (parse_dwarf_memory(optarg, &co.idle_budget))
