@@ -50,6 +50,17 @@ pid_t test_spawn(char *const argv[], const char *out_path, const char *err_path)
 	return err ? -err : pid;
 }
 
+void test_kill(pid_t *pid)
+{
+	int st;
+
+	if (*pid <= 0)
+		return;
+	kill(*pid, SIGKILL);
+	waitpid(*pid, &st, 0);
+	*pid = 0;
+}
+
 int test_wait(pid_t pid, int *status, int timeout_ms)
 {
 	uint64_t deadline = now_mono_ns() + (uint64_t)timeout_ms * 1000000ULL;

@@ -26,6 +26,8 @@ pid_t test_spawn(char *const argv[], const char *out_path, const char *err_path)
  * *@status, or -ETIMEDOUT (the child is then killed with SIGKILL and reaped).
  */
 int test_wait(pid_t pid, int *status, int timeout_ms);
+/* SIGKILLs *@pid when it is > 0, reaps it and sets *@pid to 0. */
+void test_kill(pid_t *pid);
 
 /* Runs @argv to completion (up to @timeout_ms), capturing stdout and stderr. Exit code or -errno.
  */

@@ -89,18 +89,8 @@ load : {
 
 static void stop_agent(void)
 {
-	int st;
-
-	if (load_pid > 0) {
-		kill(load_pid, SIGKILL);
-		waitpid(load_pid, &st, 0);
-		load_pid = 0;
-	}
-	if (agent_pid > 0) {
-		kill(agent_pid, SIGKILL);
-		waitpid(agent_pid, &st, 0);
-		agent_pid = 0;
-	}
+	test_kill(&load_pid);
+	test_kill(&agent_pid);
 	unlink(agent_log);
 	if (agent_store[0]) {
 		char cmd[128];
@@ -639,7 +629,6 @@ Test(agent, history_survives_kill9, .init = start_agent, .fini = stop_agent, .ti
 	char path[160];
 	unsigned long long before, after;
 	uint64_t t0 = now_wall_ns() / 1000000000ULL, t1, q0;
-	int st;
 
 	sleep(7); /* three 2 s intervals of the fixture, stored */
 	t1 = now_wall_ns() / 1000000000ULL;
@@ -698,14 +687,8 @@ Test(agent, history_survives_kill9, .init = start_agent, .fini = stop_agent, .ti
 	strbuf_release(&r.body);
 
 	/* kill -9, restart on the same store: the range is still there. */
-	kill(agent_pid, SIGKILL);
-	waitpid(agent_pid, &st, 0);
-	agent_pid = 0;
-	if (load_pid > 0) {
-		kill(load_pid, SIGKILL);
-		waitpid(load_pid, &st, 0);
-		load_pid = 0;
-	}
+	test_kill(&agent_pid);
+	test_kill(&load_pid);
 	start_agent();
 	snprintf(path, sizeof(path), "/folded?start=%llu&end=%llu", (unsigned long long)t0,
 		 (unsigned long long)t1);

@@ -34,18 +34,8 @@ static struct test_ingest_rx *rx;
 
 static void cleanup(void)
 {
-	int st;
-
-	if (load_pid > 0) {
-		kill(load_pid, SIGKILL);
-		waitpid(load_pid, &st, 0);
-		load_pid = 0;
-	}
-	if (agent_pid > 0) {
-		kill(agent_pid, SIGKILL);
-		waitpid(agent_pid, &st, 0);
-		agent_pid = 0;
-	}
+	test_kill(&load_pid);
+	test_kill(&agent_pid);
 	test_ingest_rx__free(rx);
 	rx = NULL;
 	if (store_dir)
@@ -345,12 +335,8 @@ static void sleep_to_mid_interval(void)
 
 static void kill_agent_mid_interval(void)
 {
-	int st;
-
 	sleep_to_mid_interval();
-	kill(agent_pid, SIGKILL);
-	waitpid(agent_pid, &st, 0);
-	agent_pid = 0;
+	test_kill(&agent_pid);
 }
 
 /* The from= and until= the pusher sends for a stored range. */
