@@ -286,6 +286,16 @@ static char *folded(const struct prof_profile *p)
 	return strbuf_detach(&sb, NULL);
 }
 
+/* A query's result says the same as the merge of what was appended (by folded text). */
+static void assert_same_folded(const struct prof_profile *q, const struct prof_profile *want)
+{
+	char *f1 = folded(want), *f2 = folded(q);
+
+	cr_assert(!strcmp(f1, f2), "folded output of the query differs from the merged input");
+	free(f1);
+	free(f2);
+}
+
 static void assert_same_profile(const struct prof_profile *a, const struct prof_profile *b)
 {
 	uint32_t i;
@@ -706,7 +716,6 @@ Test(store, query_equals_merge_of_the_inputs)
 	struct prof_store *s = open_store(dir, 0, 0, 1);
 	struct prof_profile *want = prof_profile__new(10101010), *p, *q;
 	int64_t t0 = base_time();
-	char *f1, *f2;
 	int i;
 
 	for (i = 0; i < 20; i++) {
@@ -719,11 +728,7 @@ Test(store, query_equals_merge_of_the_inputs)
 	q = query(s, t0 + 50 * SEC, t0 + 150 * SEC, NULL);
 	cr_assert_eq(q->total_count, want->total_count);
 	cr_assert_eq(q->total_count, 10 * 1980);
-	f1 = folded(want);
-	f2 = folded(q);
-	cr_assert(!strcmp(f1, f2), "folded output of the query differs from the merged input");
-	free(f1);
-	free(f2);
+	assert_same_folded(q, want);
 	prof_profile__free(q);
 	prof_profile__free(want);
 	prof_store__close(s);
@@ -746,7 +751,6 @@ Test(store, appender_tables_follow_the_working_set)
 	struct prof_store_stats st;
 	uint64_t bytes_at[121] = {0}, max_late = 0;
 	int64_t t0 = base_time();
-	char *f1, *f2;
 	int i;
 
 	for (i = 0; i < 120; i++) {
@@ -779,11 +783,7 @@ Test(store, appender_tables_follow_the_working_set)
 	q = query(s, t0, t0 + 120 * 10 * SEC, NULL);
 	cr_assert_eq(q->total_count, want->total_count);
 	cr_expect_eq(comm_total(q, "alpha"), 14);
-	f1 = folded(want);
-	f2 = folded(q);
-	cr_assert(!strcmp(f1, f2), "folded output of the query differs from the merged input");
-	free(f1);
-	free(f2);
+	assert_same_folded(q, want);
 	prof_profile__free(q);
 	prof_profile__free(want);
 	prof_store__close(s);
