@@ -301,29 +301,65 @@ static int write_all(int fd, const void *data, size_t len)
 	return 0;
 }
 
-int write_file(const char *path, const void *data, size_t len)
+int fsync_dir(const char *dir)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC), err = 0;
+
+	if (fd < 0)
+		return -errno;
+	if (fsync(fd))
+		err = -errno;
+	close(fd);
+	return err;
+}
+
+/* write_file() and write_file_synced(): @synced adds fdatasync() and the directory's fsync. */
+static int write_file_(const char *path, const void *data, size_t len, mode_t mode, bool synced)
 {
 	struct strbuf tmp = STRBUF_INIT;
+	const char *slash;
 	int fd, err;
 
-	if (strcmp(path, "-") == 0)
-		return write_all(STDOUT_FILENO, data, len);
 	strbuf_addf(&tmp, "%s.tmp.%d", path, (int)getpid());
-	fd = open(tmp.buf, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	fd = open(tmp.buf, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
 	if (fd < 0) {
 		err = -errno;
 		goto out;
 	}
 	err = write_all(fd, data, len);
+	if (!err && synced && fdatasync(fd))
+		err = -errno;
 	if (close(fd) && !err)
 		err = -errno;
 	if (!err && rename(tmp.buf, path))
 		err = -errno;
-	if (err)
+	if (err) {
 		unlink(tmp.buf);
+	} else if (synced) {
+		/* The rename itself survives a power cut once its directory is synced. */
+		slash = strrchr(path, '/');
+		strbuf_reset(&tmp);
+		if (slash)
+			strbuf_add(&tmp, path, slash == path ? 1 : (size_t)(slash - path));
+		else
+			strbuf_adds(&tmp, ".");
+		err = fsync_dir(tmp.buf);
+	}
 out:
 	strbuf_release(&tmp);
 	return err;
+}
+
+int write_file(const char *path, const void *data, size_t len)
+{
+	if (strcmp(path, "-") == 0)
+		return write_all(STDOUT_FILENO, data, len);
+	return write_file_(path, data, len, 0644, false);
+}
+
+int write_file_synced(const char *path, const void *data, size_t len, mode_t mode)
+{
+	return write_file_(path, data, len, mode, true);
 }
 
 int hex_digit(char c)

@@ -17,6 +17,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #ifndef ARRAY_SIZE
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
@@ -107,5 +108,14 @@ int read_secret_file(const char *path, size_t max, struct strbuf *out, const cha
 
 /* Writes @len bytes to @path atomically (temp file + rename). 0 or -errno. "-" is stdout. */
 int write_file(const char *path, const void *data, size_t len);
+/*
+ * The same, durably: the temp file (created with @mode) is fdatasync'ed
+ * before the rename and the directory fsync'ed after it, so after a crash
+ * @path holds the old contents or the new ones, never nothing. 0 or -errno.
+ */
+int write_file_synced(const char *path, const void *data, size_t len, mode_t mode);
+
+/* fsync() of the directory @dir (makes renames and creations in it durable). 0 or -errno. */
+int fsync_dir(const char *dir);
 
 #endif

@@ -7,7 +7,6 @@
 
 #include <curl/curl.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -362,7 +361,7 @@ struct prof_push {
 	struct prof_push_stats st;
 
 	/* The cursor (push.h); pusher thread only once it runs. */
-	char *cursor_dir, *cursor_path; /* NULL = none */
+	char *cursor_path; /* NULL = none */
 	char *cursor_ident; /* its first lines: version and target */
 	bool cursor_failing; /* a write failed; logged once until one succeeds */
 };
@@ -616,47 +615,14 @@ static int cursor_read(const struct prof_push *p, int64_t *end_ns)
 	return err;
 }
 
-static int fsync_dir(const char *dir)
-{
-	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC), err = 0;
-
-	if (fd < 0)
-		return -errno;
-	if (fsync(fd))
-		err = -errno;
-	close(fd);
-	return err;
-}
-
-/* Replaces the cursor with one ending at @end_ns: temp file, fdatasync, rename, fsync. */
+/* Replaces the cursor with one ending at @end_ns (write_file_synced). */
 static int cursor_write(const struct prof_push *p, int64_t end_ns)
 {
-	struct strbuf sb = STRBUF_INIT, tmp = STRBUF_INIT;
-	int fd, err = 0;
-	ssize_t n;
+	struct strbuf sb = STRBUF_INIT;
+	int err;
 
 	strbuf_addf(&sb, "%send %lld\n", p->cursor_ident, (long long)end_ns);
-	strbuf_addf(&tmp, "%s.tmp", p->cursor_path);
-	fd = open(tmp.buf, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd < 0) {
-		err = -errno;
-		goto out;
-	}
-	n = write(fd, sb.buf, sb.len); /* well under a page: one write */
-	if (n != (ssize_t)sb.len)
-		err = n < 0 ? -errno : -EIO;
-	if (!err && fdatasync(fd))
-		err = -errno;
-	if (close(fd) && !err)
-		err = -errno;
-	if (!err && rename(tmp.buf, p->cursor_path))
-		err = -errno;
-	if (err)
-		unlink(tmp.buf);
-	else
-		err = fsync_dir(p->cursor_dir); /* the rename itself survives a power cut */
-out:
-	strbuf_release(&tmp);
+	err = write_file_synced(p->cursor_path, sb.buf, sb.len, 0600);
 	strbuf_release(&sb);
 	return err;
 }
@@ -855,7 +821,6 @@ static void push_free(struct prof_push *p)
 	free(p->url);
 	free(p->url_shown);
 	free(p->name);
-	free(p->cursor_dir);
 	free(p->cursor_path);
 	free(p->cursor_ident);
 	free(p);
@@ -970,7 +935,6 @@ struct prof_push *prof_push__start(const struct prof_push_opts *o)
 
 		strbuf_addf(&path, "%s/%s", o->cursor_dir, PROF_PUSH_CURSOR_FILE);
 		p->cursor_path = strbuf_detach(&path, NULL);
-		p->cursor_dir = xstrdup(o->cursor_dir);
 		cursor_resume(p, o->tenant);
 	}
 

@@ -156,18 +156,6 @@ static void seg_add_rec(struct seg *g, const struct rec *r)
 	g->recs[g->nrecs++] = *r;
 }
 
-static int fsync_dir(const char *dir)
-{
-	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC), err = 0;
-
-	if (fd < 0)
-		return -errno;
-	if (fsync(fd))
-		err = -errno;
-	close(fd);
-	return err;
-}
-
 static int pread_full(int fd, void *buf, size_t len, uint64_t off)
 {
 	size_t done = 0;
