@@ -24,8 +24,7 @@ struct utable {
 	uint64_t last_used; /* u->tick of the last sync that used it */
 	/* A copy of the rows for the user-space walker (LRU, COPY_BUDGET), or NULL. */
 	struct prof_unwind_row *copy;
-	uint64_t copy_used; /* u->tick of its last use */
-	uint64_t copy_used_ns; /* CLOCK_MONOTONIC of its last use */
+	uint64_t copy_used_ns; /* CLOCK_MONOTONIC of its last use (LRU, COPY_TTL_NS) */
 	struct utable *next; /* hash chain */
 };
 
@@ -238,7 +237,7 @@ static void copies_make_room(struct prof_unwinder *u, uint64_t need, const struc
 		for (size_t b = 0; b < u->ntb; b++)
 			for (struct utable *t = u->tb[b]; t; t = t->next)
 				if (t->copy && t != keep &&
-				    (!victim || t->copy_used < victim->copy_used))
+				    (!victim || t->copy_used_ns < victim->copy_used_ns))
 					victim = t;
 		if (!victim)
 			return;
@@ -259,7 +258,6 @@ static void keep_copy(struct prof_unwinder *u, struct utable *t, struct prof_unw
 		return;
 	}
 	t->copy = rows;
-	t->copy_used = u->tick;
 	t->copy_used_ns = now_mono_ns();
 	u->copy_bytes += bytes;
 }
@@ -272,7 +270,6 @@ static const struct prof_unwind_row *table_rows(struct prof_unwinder *u, struct 
 	__u32 count = t->count;
 
 	if (t->copy) {
-		t->copy_used = u->tick;
 		t->copy_used_ns = now_mono_ns();
 		return t->copy;
 	}
